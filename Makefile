@@ -1,0 +1,65 @@
+# socklab — two commands: `make lab` to learn, `make test` to check everything.
+# Each target sets up .venv by itself first (only when it is missing or stale).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The stamp is newer than pyproject.toml once the venv matches it.
+READY  := $(VENV)/.socklab-ready
+LESSON := notebooks/en/00-start-here.ipynb
+# Jupyter refuses to run as root unless told; containers and CI often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+NBVAL  := --nbval --nbval-current-env --nbval-cell-timeout=60 \
+          --nbval-sanitize-with tools/nbval-sanitize.cfg
+
+.PHONY: help lab test test-fast execute bench doctor clean
+
+help:
+	@echo "make lab      set up .venv if needed, then open JupyterLab on lesson 00"
+	@echo "make test     set up .venv if needed, then run every test and every notebook"
+	@echo "make execute  re-run the lessons and store their outputs (after changing one)"
+	@echo "make bench    socklab's echo server against a C one: throughput and round trip"
+	@echo "make doctor   what works on this machine (gcc, strace, root, sysctls)"
+	@echo "make clean    remove .venv and caches"
+
+$(READY): pyproject.toml tools/jupyter/overrides.json
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' || \
+	  { echo "socklab needs Python 3.9 or newer; '$(PYTHON)' is older. Try: make lab PYTHON=python3.11"; exit 1; }
+	@if ! $(PY) -c 'import sys' 2>/dev/null; then \
+	  echo "==> creating $(VENV) with $$($(PYTHON) --version)"; \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
+	fi
+	@echo "==> installing pinned packages and socklab into $(VENV) (first time: a minute or two)"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[test]'
+	@# JupyterLab's news and update pop-ups: off (see tools/jupyter/overrides.json)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@cp tools/jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@touch $@
+	@echo "==> $(VENV) is ready"
+
+lab: $(READY)
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) \
+	  --ServerApp.ip=127.0.0.1 \
+	  --ServerApp.root_dir=. \
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	  $(LESSON)
+
+test: $(READY)
+	$(PY) -m pytest tests notebooks $(NBVAL)
+
+# socklab's own tests only, without the notebooks
+test-fast: $(READY)
+	$(PY) -m pytest tests
+
+execute: $(READY)
+	$(PY) tools/execute.py $(if $(NB),$(NB),notebooks/en/*.ipynb)
+
+bench: $(READY)
+	$(PY) benchmarks/echo_bench.py
+
+doctor: $(READY)
+	$(PY) -m socklab doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache socklab.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

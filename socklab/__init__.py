@@ -1,0 +1,40 @@
+"""socklab: the helper package of an interactive socket-programming course.
+
+Background servers on real loopback sockets, so a notebook cell never needs a
+second terminal and never hangs:
+
+    import socklab
+    with socklab.TCPEchoServer() as srv:   # bound and listening when this returns
+        srv.address                        # ('127.0.0.1', <port the kernel chose>)
+        srv.events                         # what the server did: accept, recv, send ...
+
+    socklab.serve(handler, kind="tcp")     # your own handler, in the background
+    socklab.running()                      # everything socklab has running
+    socklab.stop_all()                     # stop it all; returns how many
+
+Run ``python -m socklab doctor`` to see what works on this machine.
+"""
+
+from .events import Event, EventLog
+from .registry import running, stop_all
+from .servers import (
+    Connection,
+    TCPEchoServer,
+    TCPServer,
+    UDPEchoServer,
+    UDPServer,
+    serve,
+)
+
+__all__ = [
+    "Connection",
+    "Event",
+    "EventLog",
+    "TCPEchoServer",
+    "TCPServer",
+    "UDPEchoServer",
+    "UDPServer",
+    "running",
+    "serve",
+    "stop_all",
+]

@@ -1,0 +1,202 @@
+"""Automatic checks for the lessons' exercises.
+
+Each check_* function takes the learner's answer (a function), runs it against real
+peers on loopback, and returns a Report: one line per thing checked, a tick or a
+cross, and for a cross what went wrong in plain words -- the kind of hint a teacher
+gives, not a stack trace.
+
+The learner's code runs in a helper thread with a time limit, because the most
+common mistake in socket code is a recv() that waits forever.  A check never hangs
+the notebook: after the limit it says what the code was probably waiting for.
+"""
+
+import socket
+import threading
+
+from .servers import TCPEchoServer, serve
+
+__all__ = ["Report", "check_ask", "check_shout"]
+
+TIME_LIMIT = 5.0  # seconds the learner's function may take for one case
+
+
+class Report:
+    """The outcome of one exercise check; shown as text in the notebook."""
+
+    def __init__(self, title):
+        self.title = title
+        self.results = []  # (passed, description, hint)
+
+    def add(self, passed, description, hint=""):
+        self.results.append((passed, description, hint))
+        return passed
+
+    @property
+    def ok(self):
+        return bool(self.results) and all(passed for passed, _, _ in self.results)
+
+    def __repr__(self):
+        lines = [self.title]
+        for passed, description, hint in self.results:
+            lines.append(f"  {'PASS' if passed else 'FAIL'}  {description}")
+            if hint and not passed:
+                lines.extend(f"        {line}" for line in hint.splitlines())
+        failed = sum(not passed for passed, _, _ in self.results)
+        if failed:
+            lines.append(f"{failed} of {len(self.results)} checks failed.")
+        else:
+            lines.append(f"All {len(self.results)} checks passed.")
+        return "\n".join(lines)
+
+
+class _Outcome:
+    """What calling the learner's function produced: a value, an error, or nothing."""
+
+    def __init__(self):
+        self.value = None
+        self.error = None
+        self.finished = False
+
+
+def _call_with_time_limit(function, *args, limit=TIME_LIMIT):
+    outcome = _Outcome()
+
+    def call():
+        try:
+            outcome.value = function(*args)
+        except Exception as exc:  # shown to the learner, not raised in their face
+            outcome.error = exc
+        outcome.finished = True
+
+    thread = threading.Thread(target=call, name="socklab check", daemon=True)
+    thread.start()
+    thread.join(limit)
+    return outcome, thread
+
+
+def _describe_error(exc):
+    return f"it raised {type(exc).__name__}: {exc}"
+
+
+def check_ask(ask):
+    """Check ``ask(address, message) -> reply`` against a real echo server.
+
+    ``ask`` must connect to ``address``, send ``message`` (bytes), and return the
+    reply: the same bytes, since the peer is an echo server.
+    """
+    report = Report("Checking ask(address, message):")
+    cases = [
+        ("a short message", b"hello"),
+        ("binary data with NUL bytes", b"\x00\x01binary\xff\x00"),
+        ("200,000 bytes", bytes(range(256)) * 781 + b"end!"),
+        ("an empty message", b""),
+    ]
+    with TCPEchoServer(name="check-ask") as srv:
+        for description, message in cases:
+            outcome, thread = _call_with_time_limit(ask, srv.address, message)
+            if not outcome.finished:
+                srv.stop()  # closes the server's side, so the learner's recv() returns
+                thread.join(TIME_LIMIT)
+                report.add(False, description, _hint_for_hang(message))
+                return report
+            if isinstance(outcome.error, NotImplementedError):
+                report.add(False, description, "ask() is not written yet: replace the `...`.")
+                return report
+            hint = _judge_reply(outcome, message)
+            report.add(hint is None, description, hint or "")
+    return report
+
+
+def _hint_for_hang(message):
+    if not message:
+        return (
+            f"ask() did not return within {TIME_LIMIT:g} s.\n"
+            "Nothing was sent, so nothing comes back: recv() waits until at least one\n"
+            "byte arrives.  Stop reading once you have len(message) bytes -- here, 0."
+        )
+    return (
+        f"ask() did not return within {TIME_LIMIT:g} s.\n"
+        "It is probably waiting in recv() for bytes that will never come.  The reply\n"
+        "is exactly len(message) bytes long; stop reading when you have them all."
+    )
+
+
+def _judge_reply(outcome, message):
+    """None if the reply is right, else a hint explaining what is wrong."""
+    reply = outcome.value
+    if outcome.error is not None:
+        return _describe_error(outcome.error)
+    if isinstance(reply, str):
+        return "it returned a str; sockets carry bytes (recv() returns bytes)."
+    if not isinstance(reply, (bytes, bytearray)):
+        return f"it returned {type(reply).__name__}, not bytes."
+    if len(reply) < len(message):
+        return (
+            f"the reply has {len(reply):,} of {len(message):,} bytes.\n"
+            "One recv() returns what has arrived so far, not the whole message:\n"
+            "call it in a loop until you have len(message) bytes."
+        )
+    if reply != message:
+        return f"the reply differs from what the echo server sent back ({len(reply):,} bytes)."
+    return None
+
+
+def check_shout(shout):
+    """Check a TCP handler ``shout(conn)`` that answers in capital letters.
+
+    The handler reads from ``conn`` and sends back ``data.upper()`` until the
+    client closes; then it must return.
+    """
+    report = Report("Checking shout(conn):")
+    srv = serve(shout, name="check-shout")
+    try:
+        with socket.create_connection(srv.address, timeout=TIME_LIMIT) as sock:
+            for message in (b"hello", b"socket programming"):
+                sock.sendall(message)
+                reply = _read_exactly(sock, len(message))
+                if not report.add(
+                    reply == message.upper(),
+                    f"{message!r} comes back as {message.upper()!r}",
+                    f"got {reply!r}" if reply is not None else "no reply within the time limit",
+                ):
+                    return report
+        report.add(*_judge_close(srv))
+    finally:
+        try:
+            srv.stop(timeout=TIME_LIMIT)
+        except Exception as exc:
+            report.add(False, "the handler runs without errors", _describe_error(exc))
+    return report
+
+
+def _read_exactly(sock, count):
+    data = b""
+    try:
+        while len(data) < count:
+            part = sock.recv(count - len(data))
+            if not part:
+                break
+            data += part
+    except socket.timeout:
+        return None
+    return data
+
+
+def _judge_close(srv):
+    """Did the handler return after the client closed?  (description, hint)"""
+    description = "the handler returns when the client closes"
+    try:
+        srv.events.wait_for("close", timeout=2.0)
+        return True, description, ""
+    except TimeoutError:
+        pass
+    empty_reads = [e for e in srv.events.of_kind("recv") if e.nbytes == 0]
+    if len(empty_reads) > 1:
+        hint = (
+            f"recv() returned b'' {len(empty_reads):,} times and the handler kept going.\n"
+            "b'' means the client has closed its side: leave the loop (this is the\n"
+            "seed's bug -- its server spins forever on a closed connection)."
+        )
+    else:
+        hint = "the handler is still running 2 s after the client closed."
+    return False, description, hint

@@ -1,0 +1,410 @@
+"""What works on this machine, and what to do about what does not.
+
+Run it from a terminal::
+
+    python -m socklab doctor
+
+The course runs real code: C programs built with gcc, servers on the loopback
+interface, system calls traced with strace, raw sockets that need privileges.  When one
+of these is missing, a lesson cell fails far from the cause.  The doctor tries each
+ingredient once, for real (it connects, compiles, traces; it does not just look for a
+file), and prints one line per item with the fix in plain words.
+
+Each check is a small function that returns a `Check`.  `run_all()` runs them all and
+`report()` turns the results into a table.  A check that crashes becomes a warning that
+carries the exception text: the doctor itself must never fail.
+
+The exit status is 0 when nothing is "missing" and 1 otherwise, so a script or a CI job
+can call the doctor before the lessons.  Only the standard library is used here, so the
+doctor runs even when the Jupyter packages are not installed yet.
+"""
+
+import dataclasses
+import functools
+import importlib.metadata
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+OK, WARN, MISSING = "ok", "warn", "missing"
+SUBPROCESS_TIMEOUT = 20  # seconds; a stuck tool must not hang the doctor
+SOCKET_TIMEOUT = 5       # seconds; loopback answers in microseconds when it works
+LAB_PACKAGES = ("jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "nbval")
+
+GCC_FIX = """install a C compiler:
+  Debian/Ubuntu: sudo apt-get install gcc
+  Fedora:        sudo dnf install gcc
+  conda:         conda install -c conda-forge c-compiler
+  macOS:         xcode-select --install"""
+
+PRIVILEGE_FIX = """{lesson} will show recorded results instead.  To run it live, on a
+private machine only: start the lab as root, or give the Python binary the capability:
+  sudo setcap cap_net_raw+ep "$(readlink -f "$(command -v python3)")"
+(this lets every user of that interpreter open raw sockets)."""
+
+# strace works through ptrace(2), which containers and hardened kernels often forbid.
+STRACE_FIX = """strace needs ptrace(2).  In Docker, start the container with
+--cap-add=SYS_PTRACE.
+If /proc/sys/kernel/yama/ptrace_scope is 2, set it to 1 (3 needs a reboot to undo):
+  echo 1 | sudo tee /proc/sys/kernel/yama/ptrace_scope
+To see the full message: strace -f python3 -c pass"""
+
+
+@dataclasses.dataclass
+class Check:
+    """The result of one check: what was found, and what to do about it."""
+    name: str
+    status: str        # OK, WARN or MISSING
+    detail: str        # what was found
+    fix: str = ""      # what to do; empty when status is OK
+
+
+class ToolError(Exception):
+    """A subprocess failed; the message is already fit for the learner."""
+
+
+def run_tool(argv, cwd=None):
+    """Run *argv* with a timeout and return its stdout, or raise ToolError."""
+    program = os.path.basename(argv[0])
+    try:
+        finished = subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
+                                  timeout=SUBPROCESS_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{program} did not finish within {SUBPROCESS_TIMEOUT} s") from None
+    except OSError as exc:
+        raise ToolError(f"could not start {program}: {exc.strerror}") from None
+    if finished.returncode != 0:
+        # The last line of stderr usually names the cause ("Operation not permitted").
+        lines = (finished.stderr or finished.stdout).strip().splitlines() or ["no output"]
+        # Keep the machine's paths out of the report: name programs, not their paths.
+        last = lines[-1].replace(argv[0], program).replace(sys.executable, "<python>")
+        last = last.replace(cwd, "<tmp>") if cwd else last
+        raise ToolError(f"{program} exited with status {finished.returncode}: {last}")
+    return finished.stdout
+
+
+def first_line(text):
+    return text.strip().splitlines()[0] if text.strip() else "(no version line)"
+
+
+def read_text(path):
+    """The contents of a small file such as /proc/sys/..., stripped; None if unreadable."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+# -- Python and socklab ---------------------------------------------------------------
+
+def check_python():
+    version = platform.python_version()
+    detail = f"{version} ({platform.python_implementation()})"
+    if sys.version_info < (3, 9):
+        return Check("python", WARN, detail, "install Python 3.9 or newer; socklab needs it")
+    return Check("python", OK, detail)
+
+
+def check_socklab():
+    try:
+        return Check("socklab", OK, importlib.metadata.version("socklab"))
+    except importlib.metadata.PackageNotFoundError:
+        return Check("socklab", OK, "source tree (not installed as a package)")
+
+
+# -- Loopback -------------------------------------------------------------------------
+
+def recv_exactly(sock, size):
+    """Read *size* bytes: TCP is a stream, so they may arrive in several pieces."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:   # the peer closed early
+            break
+        data += chunk
+    return data
+
+
+def echo_over_loopback(family, host):
+    """Connect to ourselves on *host*, send a few bytes and read them back."""
+    message = b"socklab doctor"
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        listener.settimeout(SOCKET_TIMEOUT)
+        listener.bind((host, 0))   # port 0: the kernel picks a free port
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        # connect() completes in the kernel before accept() is called (the connection
+        # waits in the listen queue), so one thread is enough.
+        with socket.create_connection((host, port), timeout=SOCKET_TIMEOUT) as client:
+            server_side, _ = listener.accept()
+            with server_side:
+                server_side.settimeout(SOCKET_TIMEOUT)
+                client.sendall(message)
+                server_side.sendall(recv_exactly(server_side, len(message)))
+            echoed = recv_exactly(client, len(message))
+    if echoed != message:
+        raise OSError(f"sent {message!r} but got back {echoed!r}")
+
+
+def check_loopback_ipv4():
+    try:
+        echo_over_loopback(socket.AF_INET, "127.0.0.1")
+    except OSError as exc:
+        return Check("loopback IPv4", MISSING, f"TCP echo on 127.0.0.1 failed: {exc}",
+                     "every lesson talks over 127.0.0.1; bring the loopback interface up:"
+                     " sudo ip link set lo up")
+    return Check("loopback IPv4", OK, "TCP connect and echo on 127.0.0.1 work")
+
+
+def check_loopback_ipv6():
+    fix = ("the IPv6 examples will not run; the IPv4 ones are unaffected.  To enable IPv6"
+           " on loopback: sudo sysctl -w net.ipv6.conf.lo.disable_ipv6=0\n(in Docker:"
+           " docker run --sysctl net.ipv6.conf.lo.disable_ipv6=0 ...)")
+    if not socket.has_ipv6:
+        return Check("loopback IPv6", WARN, "this Python was built without IPv6", fix)
+    try:
+        echo_over_loopback(socket.AF_INET6, "::1")
+    except OSError as exc:
+        return Check("loopback IPv6", WARN, f"TCP echo on ::1 failed: {exc}", fix)
+    return Check("loopback IPv6", OK, "TCP connect and echo on ::1 work")
+
+
+# -- Tools: gcc, strace, iperf3 -------------------------------------------------------
+
+# It opens a socket, which proves that the C library's socket headers are there too.
+TINY_C_PROGRAM = r"""#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 1;
+    close(fd);
+    printf("compiled and ran\n");
+    return 0;
+}
+"""
+
+
+def check_gcc():
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return Check("gcc", MISSING, "gcc not found on PATH", GCC_FIX)
+    try:
+        version = first_line(run_tool([gcc, "--version"]))
+        # Relative file names and cwd=workdir keep the temporary path out of any message.
+        with tempfile.TemporaryDirectory(prefix="socklab-doctor-") as workdir:
+            with open(os.path.join(workdir, "doctor.c"), "w") as f:
+                f.write(TINY_C_PROGRAM)
+            run_tool([gcc, "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                      "-o", "doctor", "doctor.c"], cwd=workdir)
+            output = run_tool([os.path.join(workdir, "doctor")], cwd=workdir)
+    except ToolError as exc:
+        return Check("gcc", MISSING, f"gcc is there but cannot build a program: {exc}",
+                     "the compiler or the C library headers are incomplete; " + GCC_FIX)
+    if "compiled and ran" not in output:
+        return Check("gcc", MISSING, "the test program printed something unexpected",
+                     GCC_FIX)
+    return Check("gcc", OK, f"{version}; compiles and runs C (-std=gnu11 -Werror)")
+
+
+def check_strace():
+    strace = shutil.which("strace")
+    if strace is None:
+        return Check("strace", MISSING, "strace not found on PATH",
+                     "install it: sudo apt-get install strace (Fedora: sudo dnf install"
+                     " strace).  Lesson 12 uses it to show the system calls.")
+    try:
+        version = first_line(run_tool([strace, "-V"]))
+        with tempfile.TemporaryDirectory(prefix="socklab-doctor-") as workdir:
+            run_tool([strace, "-f", "-e", "trace=socket", "-o", "trace.txt",
+                      sys.executable, "-c", "import socket; socket.socket().close()"],
+                     cwd=workdir)
+            with open(os.path.join(workdir, "trace.txt")) as f:
+                trace = f.read()
+    except ToolError as exc:
+        return Check("strace", MISSING, f"strace cannot trace here: {exc}", STRACE_FIX)
+    if "socket(" not in trace:
+        return Check("strace", MISSING, "strace ran but recorded no socket() call",
+                     "update strace: sudo apt-get install strace")
+    return Check("strace", OK, f"{version}; traces a socket() call")
+
+
+def check_iperf3():
+    iperf3 = shutil.which("iperf3")
+    if iperf3 is None:
+        return Check("iperf3", WARN, "not found (optional, used only by benchmarks/)",
+                     "to run the benchmarks: sudo apt-get install iperf3")
+    try:
+        return Check("iperf3", OK, first_line(run_tool([iperf3, "--version"])))
+    except ToolError as exc:
+        return Check("iperf3", WARN, str(exc), "reinstall it: sudo apt-get install iperf3")
+
+
+# -- Privileges: raw sockets and packet capture ---------------------------------------
+
+def why_allowed():
+    """Why this process may (or may not) open raw sockets, in a few words."""
+    if os.geteuid() == 0:
+        return "running as root"
+    for line in (read_text("/proc/self/status") or "").splitlines():
+        # CAP_NET_RAW is capability number 13 (see capabilities(7)).
+        if line.startswith("CapEff:") and int(line.split()[1], 16) & (1 << 13):
+            return "CAP_NET_RAW is granted"
+    return "not root, and no CAP_NET_RAW"
+
+
+def try_socket(name, family, kind, proto, lesson):
+    """Open and close one privileged socket: the only sure test of permission."""
+    try:
+        socket.socket(family, kind, proto).close()
+    except OSError as exc:   # PermissionError, usually
+        return Check(name, WARN, f"not permitted ({why_allowed()}): {exc.strerror or exc}",
+                     PRIVILEGE_FIX.format(lesson=lesson))
+    return Check(name, OK, f"permitted ({why_allowed()})")
+
+
+def check_raw_socket():
+    return try_socket("raw sockets", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP,
+                      "Lesson 11 (raw sockets, ICMP echo)")
+
+
+def check_packet_capture():
+    if not hasattr(socket, "AF_PACKET"):
+        return Check("AF_PACKET capture", MISSING, f"not Linux ({platform.system()}):"
+                     " AF_PACKET exists only on Linux",
+                     "use a Linux machine or a Linux container for lesson 11's capture")
+    ETH_P_ALL = 0x0003   # every protocol; from <linux/if_ether.h>
+    return try_socket("AF_PACKET capture", socket.AF_PACKET, socket.SOCK_RAW,
+                      socket.htons(ETH_P_ALL), "Lesson 11 (watching a handshake)")
+
+
+# -- Kernel settings ------------------------------------------------------------------
+
+NOT_LINUX = ("not Linux", "nothing to do: the lessons read this setting only on Linux")
+
+
+def read_sysctl(key):
+    """A Linux kernel setting such as 'net/core/somaxconn' as one line; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    value = read_text("/proc/sys/" + key)
+    if value is None:
+        raise OSError(f"cannot read /proc/sys/{key}")   # run_all() turns this into a warn
+    return " ".join(value.split())   # "32768\t60999" reads better as "32768 60999"
+
+
+def check_somaxconn():
+    value = read_sysctl("net/core/somaxconn")
+    if value is None:
+        return Check("somaxconn", WARN, *NOT_LINUX)
+    return Check("somaxconn", OK, f"{value}: a listen() backlog above {value} is silently"
+                 f" capped to {value} by the kernel, with no error (lesson 03 shows it)")
+
+
+def check_ping_group_range():
+    value = read_sysctl("net/ipv4/ping_group_range")
+    if value is None:
+        return Check("ping_group_range", WARN, *NOT_LINUX)
+    low, high = (int(n) for n in value.split())
+    groups = sorted(set(os.getgroups()) | {os.getegid()})
+    inside = [g for g in groups if low <= g <= high]
+    if inside:
+        return Check("ping_group_range", OK, f"{value}: your group {inside[0]} is inside,"
+                     " so unprivileged ICMP ping sockets work")
+    # The kernel checks the range even for root: no capability bypasses it.
+    return Check("ping_group_range", WARN, f"{value}: none of your groups {groups} is"
+                 " inside, so ICMP ping sockets (SOCK_DGRAM) are refused (even to root)",
+                 "ICMP echo then needs a raw socket (see 'raw sockets').\nTo allow ping"
+                 " sockets for every group, on a private machine:\n"
+                 "  sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"")
+
+
+def check_ip_local_port_range():
+    value = read_sysctl("net/ipv4/ip_local_port_range")
+    if value is None:
+        return Check("ip_local_port_range", WARN, *NOT_LINUX)
+    return Check("ip_local_port_range", OK, f"{value}: the ephemeral ports the kernel"
+                 " picks for bind() to port 0 and for connect()")
+
+
+# -- The Jupyter side -----------------------------------------------------------------
+
+def check_package(package):
+    try:
+        return Check(package, OK, importlib.metadata.version(package))
+    except importlib.metadata.PackageNotFoundError:
+        # nbval is a test dependency, the others belong to the lab itself.
+        fix = ("pip install -e '.[test]'" if package == "nbval"
+               else "run `make lab`, or `pip install -e .` in the course folder")
+        return Check(package, WARN, "not installed", fix)
+
+
+# -- Running and reporting ------------------------------------------------------------
+
+# (name, function) in the order of the report; the name is used if the function crashes.
+CHECKS = [
+    ("python", check_python),
+    ("socklab", check_socklab),
+    ("loopback IPv4", check_loopback_ipv4),
+    ("loopback IPv6", check_loopback_ipv6),
+    ("gcc", check_gcc),
+    ("strace", check_strace),
+    ("raw sockets", check_raw_socket),
+    ("AF_PACKET capture", check_packet_capture),
+    ("somaxconn", check_somaxconn),
+    ("ping_group_range", check_ping_group_range),
+    ("ip_local_port_range", check_ip_local_port_range),
+    ("iperf3", check_iperf3),
+] + [(package, functools.partial(check_package, package)) for package in LAB_PACKAGES]
+
+
+def run_all():
+    """Run every check and return the list of Check records; never raises."""
+    results = []
+    for name, function in CHECKS:
+        try:
+            results.append(function())
+        except Exception as exc:   # a bug in one check must not hide the others
+            results.append(Check(name, WARN, f"the check itself failed:"
+                                 f" {type(exc).__name__}: {exc}",
+                                 "please report this to the course authors"))
+    return results
+
+
+def summary_line(checks):
+    counts = {status: sum(c.status == status for c in checks)
+              for status in (OK, WARN, MISSING)}
+    return f"{counts[OK]} ok, {counts[WARN]} warn, {counts[MISSING]} missing"
+
+
+def report(checks):
+    """An aligned plain-text table, then the fixes for every item that is not ok."""
+    name_width = max((len(c.name) for c in checks), default=0)
+    status_width = max((len(c.status) for c in checks), default=0)
+    lines = [f"{c.name:<{name_width}}  {c.status:<{status_width}}  {c.detail}" for c in checks]
+    problems = [c for c in checks if c.status != OK]
+    if problems:
+        lines += ["", "How to fix:"]
+        for c in problems:
+            lines.append(f"- {c.name} ({c.status}):")
+            lines += ["    " + line for line in c.fix.splitlines()]
+    lines += ["", summary_line(checks)]
+    return "\n".join(lines)
+
+
+def main(argv=()):
+    """Entry point of `python -m socklab doctor`; returns the exit status."""
+    if argv:
+        print("usage: python -m socklab doctor   (it takes no options)", file=sys.stderr)
+        return 2
+    checks = run_all()
+    print(report(checks))
+    return 1 if any(c.status == MISSING for c in checks) else 0

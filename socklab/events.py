@@ -1,0 +1,126 @@
+"""A thread-safe record of what a background server did.
+
+Server threads in socklab never print: where a thread's print() lands in Jupyter
+depends on the ipykernel version, and output that appears in whatever cell happens
+to be running is confusing.  Instead every server keeps an EventLog.  Its threads
+append Event records ("accept", "recv", "send", "close", ...), and a notebook cell
+shows them when the learner asks -- ``srv.events`` as the last line of a cell.
+
+The text form of a log names connections by number (conn 1, conn 2, ...) and never
+shows a port number, because ports chosen by the kernel change from run to run and
+lesson outputs are compared with stored ones.  The full details (peer address,
+monotonic timestamps) are still in each Event for code that wants them.
+"""
+
+import collections
+import dataclasses
+import threading
+import time
+
+__all__ = ["Event", "EventLog"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One thing a server did.
+
+    kind   -- "listen", "accept", "recv", "send", "close", "reset", "error", ...
+    conn   -- which connection (TCP) or which peer (UDP), numbered from 1 in order
+              of arrival; 0 for events of the server as a whole
+    party  -- "conn" for a TCP connection, "peer" for a UDP peer
+    nbytes -- bytes received or sent, or None where it does not apply
+    detail -- a short human-readable remark ("peer closed", an exception, ...)
+    peer   -- the peer's address tuple (not shown in the text form: ports change)
+    time   -- time.monotonic() when it was recorded
+    """
+
+    kind: str
+    conn: int = 0
+    nbytes: "int | None" = None
+    detail: str = ""
+    peer: "tuple | None" = None
+    party: str = "conn"
+    time: float = dataclasses.field(default_factory=time.monotonic)
+
+    def __str__(self):
+        who = f"{self.party} {self.conn}" if self.conn else "server"
+        text = f"{who:<8} {self.kind}"
+        if self.nbytes is not None:
+            text += f" {self.nbytes} byte" + ("" if self.nbytes == 1 else "s")
+        if self.detail:
+            text += f" ({self.detail})"
+        return text
+
+
+class EventLog:
+    """An append-only, thread-safe list of Events, bounded in length.
+
+    A log keeps the most recent ``maxlen`` events; ``dropped`` counts the older
+    ones it let go, so a server that echoes gigabytes does not eat the memory.
+    """
+
+    def __init__(self, maxlen=10_000):
+        self._events = collections.deque(maxlen=maxlen)
+        self._changed = threading.Condition()
+        self.dropped = 0
+
+    def add(self, kind, conn=0, nbytes=None, detail="", peer=None, party="conn"):
+        event = Event(kind, conn, nbytes, detail, peer, party)
+        with self._changed:
+            if len(self._events) == self._events.maxlen:
+                self.dropped += 1
+            self._events.append(event)
+            self._changed.notify_all()
+        return event
+
+    def snapshot(self):
+        """A list copy of the events recorded so far."""
+        with self._changed:
+            return list(self._events)
+
+    def of_kind(self, kind):
+        return [event for event in self.snapshot() if event.kind == kind]
+
+    def wait_for(self, kind, count=1, timeout=5.0):
+        """Block until at least ``count`` events of ``kind`` are recorded.
+
+        A client sees its reply before the server thread has necessarily recorded
+        what it did next (a "close", say); a cell that wants to show that event
+        waits for it here rather than sleeping for a guessed time.  Raises
+        TimeoutError after ``timeout`` seconds, so a cell never hangs.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while sum(event.kind == kind for event in self._events) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"waited {timeout:g} s for {count} {kind!r} event(s); "
+                        f"the log has {len(self._events)} events"
+                    )
+                self._changed.wait(remaining)
+        return self.of_kind(kind)
+
+    def clear(self):
+        with self._changed:
+            self._events.clear()
+            self.dropped = 0
+
+    def __len__(self):
+        with self._changed:
+            return len(self._events)
+
+    def __iter__(self):
+        return iter(self.snapshot())
+
+    def __getitem__(self, index):
+        return self.snapshot()[index]
+
+    def __repr__(self):
+        events = self.snapshot()
+        if not events:
+            return "(no events)"
+        lines = [str(event) for event in events]
+        if self.dropped:
+            lines.insert(0, f"... {self.dropped} older events dropped")
+        return "\n".join(lines)

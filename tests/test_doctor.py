@@ -1,0 +1,238 @@
+"""Tests for `python -m socklab doctor`.
+
+The doctor's checks are real (they connect, compile, trace), so these tests are real
+too: no socket or subprocess is mocked.  Where the answer depends on the machine (is
+gcc installed? are we root?), the test says so and skips with the reason.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from socklab import doctor
+
+EXPECTED_NAMES = [
+    "python", "socklab", "loopback IPv4", "loopback IPv6", "gcc", "strace",
+    "raw sockets", "AF_PACKET capture", "somaxconn", "ping_group_range",
+    "ip_local_port_range", "iperf3",
+    "jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "nbval",
+]
+SUBPROCESS_TIMEOUT = 120  # the doctor compiles and traces; generous for a slow CI box
+IS_LINUX = sys.platform.startswith("linux")
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def checks():
+    """Run the doctor once for the whole module: it compiles and traces, which takes time."""
+    return {check.name: check for check in doctor.run_all()}
+
+
+def run_doctor_command(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "socklab", *args], capture_output=True,
+                          text=True, timeout=SUBPROCESS_TIMEOUT, env=env, cwd=cwd)
+
+
+# -- The records ----------------------------------------------------------------------
+
+def test_run_all_returns_every_check_in_order(checks):
+    assert list(checks) == EXPECTED_NAMES
+    assert [name for name, _ in doctor.CHECKS] == EXPECTED_NAMES
+
+
+def test_every_check_is_a_well_formed_record(checks):
+    for check in checks.values():
+        assert isinstance(check, doctor.Check)
+        assert check.status in (doctor.OK, doctor.WARN, doctor.MISSING), check
+        assert check.detail, f"{check.name} says nothing about what it found"
+
+
+def test_a_failing_check_always_says_how_to_fix_it(checks):
+    for check in checks.values():
+        if check.status == doctor.OK:
+            assert check.fix == "", f"{check.name} is ok but has a fix: {check.fix!r}"
+        else:
+            assert check.fix.strip(), f"{check.name} is {check.status} with no fix"
+
+
+def test_a_crashing_check_becomes_a_warning(monkeypatch):
+    def broken_check():
+        raise ValueError("something unexpected")
+
+    monkeypatch.setattr(doctor, "CHECKS", [("broken", broken_check)])
+    [check] = doctor.run_all()
+    assert check.name == "broken"
+    assert check.status == doctor.WARN
+    assert "ValueError: something unexpected" in check.detail
+    assert check.fix
+
+
+# -- What must work on this machine ---------------------------------------------------
+
+def test_python_and_socklab_are_ok(checks):
+    assert checks["python"].status == doctor.OK
+    assert checks["socklab"].status == doctor.OK
+
+
+def test_loopback_ipv4_echo_works(checks):
+    assert checks["loopback IPv4"].status == doctor.OK, checks["loopback IPv4"]
+
+
+def test_loopback_ipv6_is_ok_or_explains_why_not(checks):
+    check = checks["loopback IPv6"]
+    assert check.status in (doctor.OK, doctor.WARN)
+    if check.status == doctor.WARN:
+        assert "::1" in check.detail or "IPv6" in check.detail
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed on this machine")
+def test_gcc_compiles_and_runs(checks):
+    check = checks["gcc"]
+    assert check.status == doctor.OK, check
+    assert "gcc" in check.detail.lower()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace is not installed on this machine")
+def test_strace_can_trace(checks):
+    check = checks["strace"]
+    assert check.status == doctor.OK, check
+    assert "strace" in check.detail
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="raw sockets need root; this test is not root")
+def test_raw_sockets_are_permitted_for_root(checks):
+    assert checks["raw sockets"].status == doctor.OK, checks["raw sockets"]
+    assert "root" in checks["raw sockets"].detail
+
+
+@pytest.mark.skipif(not IS_ROOT or not IS_LINUX,
+                    reason="AF_PACKET needs Linux and root; one of them is missing here")
+def test_packet_capture_is_permitted_for_root(checks):
+    assert checks["AF_PACKET capture"].status == doctor.OK, checks["AF_PACKET capture"]
+
+
+@pytest.mark.skipif(not IS_LINUX, reason="the kernel settings are read from Linux's /proc")
+def test_somaxconn_shows_the_kernel_value(checks):
+    with open("/proc/sys/net/core/somaxconn") as f:
+        value = f.read().strip()
+    assert checks["somaxconn"].status == doctor.OK
+    assert checks["somaxconn"].detail.startswith(value + ":")
+    assert "capped" in checks["somaxconn"].detail
+
+
+@pytest.mark.skipif(not IS_LINUX, reason="ICMP ping sockets are a Linux feature")
+def test_ping_group_range_agrees_with_a_real_ping_socket(checks):
+    # The doctor decides from the groups; the kernel decides when we open the socket.
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP).close()
+        kernel_allows = True
+    except PermissionError:
+        kernel_allows = False
+    expected = doctor.OK if kernel_allows else doctor.WARN
+    assert checks["ping_group_range"].status == expected, checks["ping_group_range"]
+
+
+def test_jupyter_packages_show_a_version_or_not_installed(checks):
+    for package in doctor.LAB_PACKAGES:
+        check = checks[package]
+        if check.status == doctor.OK:
+            assert re.match(r"\d+\.\d+", check.detail), check
+        else:
+            assert check.detail == "not installed" and "pip install" in check.fix
+
+
+# -- The report -----------------------------------------------------------------------
+
+def test_report_closing_line_counts_match(checks):
+    text = doctor.report(list(checks.values()))
+    last_line = text.splitlines()[-1]
+    match = re.fullmatch(r"(\d+) ok, (\d+) warn, (\d+) missing", last_line)
+    assert match, last_line
+    counted = [sum(c.status == s for c in checks.values())
+               for s in (doctor.OK, doctor.WARN, doctor.MISSING)]
+    assert [int(n) for n in match.groups()] == counted
+
+
+def test_report_is_an_aligned_table_with_fixes_below(checks):
+    text = doctor.report(list(checks.values()))
+    rows = text.splitlines()[:len(checks)]
+    status_columns = {row.index(f" {c.status} ") for row, c in zip(rows, checks.values())}
+    assert len(status_columns) == 1, "the status column is not aligned"
+    for check in checks.values():
+        if check.status != doctor.OK:
+            assert f"- {check.name} ({check.status}):" in text
+            assert check.fix.splitlines()[0] in text
+    assert "\x1b[" not in text, "no colour codes"
+
+
+def test_report_shows_no_temporary_path(checks):
+    text = doctor.report(list(checks.values()))
+    assert "socklab-doctor-" not in text
+    assert sys.executable not in text
+
+
+def test_report_counts_a_made_up_set_of_checks():
+    made_up = [doctor.Check("a", doctor.OK, "fine"),
+               doctor.Check("bb", doctor.WARN, "hmm", "do this"),
+               doctor.Check("ccc", doctor.MISSING, "gone", "install it\n  step two")]
+    text = doctor.report(made_up)
+    assert text.splitlines()[-1] == "1 ok, 1 warn, 1 missing"
+    assert "    install it\n      step two" in text
+
+
+# -- The command line -----------------------------------------------------------------
+
+def test_main_returns_the_exit_status(checks, capsys):
+    status = doctor.main([])
+    missing = int(re.search(r"(\d+) missing$", capsys.readouterr().out.rstrip()).group(1))
+    assert status == (1 if missing else 0)
+    assert doctor.main(["--bogus"]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_python_m_socklab_doctor_prints_the_table(checks, tmp_path):
+    finished = run_doctor_command("doctor", cwd=tmp_path)
+    anything_missing = any(c.status == doctor.MISSING for c in checks.values())
+    assert finished.returncode == (1 if anything_missing else 0), finished.stdout
+    assert "Traceback" not in finished.stderr
+    for name in EXPECTED_NAMES:
+        assert name in finished.stdout
+    assert re.search(r"\d+ ok, \d+ warn, \d+ missing\n?$", finished.stdout)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("strace") is None
+                    or not IS_ROOT,
+                    reason="exit status 0 needs gcc, strace and root (as on the CI box)")
+def test_python_m_socklab_doctor_exits_0_when_everything_is_here(tmp_path):
+    finished = run_doctor_command("doctor", cwd=tmp_path)
+    assert finished.returncode == 0, finished.stdout
+    assert finished.stdout.rstrip().endswith(" 0 missing")
+
+
+@pytest.mark.parametrize("args", [["bogus"], []], ids=["unknown-command", "no-command"])
+def test_python_m_socklab_without_a_known_command_prints_usage(args, tmp_path):
+    finished = run_doctor_command(*args, cwd=tmp_path)
+    assert finished.returncode == 2
+    assert "usage: python -m socklab" in finished.stderr
+    assert "doctor" in finished.stderr
+
+
+def test_missing_gcc_is_reported_with_the_ways_to_install_it(tmp_path):
+    # An empty folder as PATH: no gcc (nor strace) can be found.  sys.executable is an
+    # absolute path, so Python itself still starts.
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    env = dict(os.environ, PATH=str(empty_bin))
+    finished = run_doctor_command("doctor", env=env, cwd=tmp_path)
+    assert finished.returncode == 1
+    gcc_row = next(line for line in finished.stdout.splitlines() if line.startswith("gcc "))
+    assert "missing" in gcc_row and "not found" in gcc_row
+    assert "sudo apt-get install gcc" in finished.stdout
+    assert "xcode-select --install" in finished.stdout
+    assert "Traceback" not in finished.stderr

@@ -15,6 +15,7 @@ second terminal and never hangs:
 Run ``python -m socklab doctor`` to see what works on this machine.
 """
 
+from . import checks, doctor
 from .events import Event, EventLog
 from .registry import running, stop_all
 from .servers import (
@@ -34,6 +35,8 @@ __all__ = [
     "TCPServer",
     "UDPEchoServer",
     "UDPServer",
+    "checks",
+    "doctor",
     "running",
     "serve",
     "stop_all",

@@ -99,11 +99,10 @@ def check_ask(ask):
                 thread.join(TIME_LIMIT)
                 report.add(False, description, _hint_for_hang(message))
                 return report
-            if isinstance(outcome.error, NotImplementedError):
-                report.add(False, description, "ask() is not written yet: replace the `...`.")
-                return report
             hint = _judge_reply(outcome, message)
             report.add(hint is None, description, hint or "")
+            if _not_written(outcome):
+                return report  # one hint is enough
     return report
 
 
@@ -121,9 +120,18 @@ def _hint_for_hang(message):
     )
 
 
+def _not_written(outcome):
+    """A stub: the body is still `...` (returns None) or raises NotImplementedError."""
+    if outcome.error is None:
+        return outcome.value is None
+    return isinstance(outcome.error, NotImplementedError)
+
+
 def _judge_reply(outcome, message):
     """None if the reply is right, else a hint explaining what is wrong."""
     reply = outcome.value
+    if _not_written(outcome):
+        return "is it written yet?  Replace the `...` with your code."
     if outcome.error is not None:
         return _describe_error(outcome.error)
     if isinstance(reply, str):
@@ -152,12 +160,11 @@ def check_shout(shout):
     try:
         with socket.create_connection(srv.address, timeout=TIME_LIMIT) as sock:
             for message in (b"hello", b"socket programming"):
-                sock.sendall(message)
-                reply = _read_exactly(sock, len(message))
+                reply = _exchange(sock, message)
                 if not report.add(
                     reply == message.upper(),
                     f"{message!r} comes back as {message.upper()!r}",
-                    f"got {reply!r}" if reply is not None else "no reply within the time limit",
+                    _hint_for_reply(reply),
                 ):
                     return report
         report.add(*_judge_close(srv))
@@ -169,16 +176,28 @@ def check_shout(shout):
     return report
 
 
-def _read_exactly(sock, count):
+def _hint_for_reply(reply):
+    if reply is None:
+        return "no reply within the time limit"
+    if reply == b"":
+        return "got b'': the handler closed the connection without answering (is it written yet?)"
+    return f"got {reply!r}"
+
+
+def _exchange(sock, message):
+    """Send message, read as many bytes back; b'' if the server closed, None on timeout."""
     data = b""
     try:
-        while len(data) < count:
-            part = sock.recv(count - len(data))
+        sock.sendall(message)
+        while len(data) < len(message):
+            part = sock.recv(len(message) - len(data))
             if not part:
                 break
             data += part
     except socket.timeout:
         return None
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the handler closed with our bytes unread: the kernel sent RST
     return data
 
 

@@ -366,9 +366,25 @@ CHECKS = [
 ] + [(package, functools.partial(check_package, package)) for package in LAB_PACKAGES]
 
 
+class Diagnosis(list):
+    """The list of Check records run_all() returns.
+
+    In a notebook it shows itself as the same table `python -m socklab doctor`
+    prints, so ``socklab.doctor.run_all()`` as a cell's last line is enough.
+    """
+
+    def __repr__(self):
+        return report(self)
+
+    @property
+    def missing(self):
+        """Names of the checks whose status is "missing"."""
+        return [c.name for c in self if c.status == MISSING]
+
+
 def run_all():
-    """Run every check and return the list of Check records; never raises."""
-    results = []
+    """Run every check and return them as a Diagnosis; never raises."""
+    results = Diagnosis()
     for name, function in CHECKS:
         try:
             results.append(function())

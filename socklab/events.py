@@ -52,6 +52,12 @@ class Event:
         return text
 
 
+def _display_order(event):
+    if event.conn:
+        return (1, event.conn)
+    return (2, 0) if event.kind == "stop" else (0, 0)
+
+
 class EventLog:
     """An append-only, thread-safe list of Events, bounded in length.
 
@@ -117,10 +123,18 @@ class EventLog:
         return self.snapshot()[index]
 
     def __repr__(self):
+        """The events connection by connection, so the text is the same every run.
+
+        Threads of different connections record in whatever order the scheduler
+        runs them, so a plain time-ordered list could differ between two runs of
+        the same cell.  Here the server's own events come first (its final "stop"
+        last), then each connection's events, in order, connection 1 first.
+        Iterate over the log for the true order in time.
+        """
         events = self.snapshot()
         if not events:
             return "(no events)"
-        lines = [str(event) for event in events]
+        lines = [str(event) for event in sorted(events, key=_display_order)]
         if self.dropped:
             lines.insert(0, f"... {self.dropped} older events dropped")
         return "\n".join(lines)

@@ -65,7 +65,7 @@ def test_check_ask_explains_a_hang_without_hanging():
 
 
 def test_check_ask_says_not_written_yet():
-    assert "not written yet" in repr(checks.check_ask(ask_unwritten))
+    assert "is it written yet?" in repr(checks.check_ask(ask_unwritten))
 
 
 def shout_right(conn):
@@ -118,3 +118,14 @@ def test_check_shout_reports_a_crash():
     report = checks.check_shout(shout_crashes)
     assert not report.ok
     assert "RuntimeError: oops" in repr(report)
+
+
+def test_unwritten_stubs_get_a_friendly_word():
+    def ask(address, message):
+        ...
+
+    def shout(conn):
+        ...
+
+    assert "is it written yet?" in repr(checks.check_ask(ask))
+    assert "is it written yet?" in repr(checks.check_shout(shout))

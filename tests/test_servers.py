@@ -370,3 +370,24 @@ def test_atexit_stops_servers_left_running(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["exiting", "handler ended, recv gave b''"]
+
+
+def test_event_text_is_grouped_by_connection_whatever_the_timing():
+    log = socklab.EventLog()
+    log.add("listen")
+    log.add("accept", 1)
+    log.add("accept", 2)  # connection 2 arrives before 1 is done ...
+    log.add("recv", 1, 0, "peer closed")
+    log.add("close", 2)
+    log.add("close", 1)
+    log.add("stop")
+    assert repr(log).splitlines() == [
+        "server   listen",
+        "conn 1   accept",
+        "conn 1   recv 0 bytes (peer closed)",
+        "conn 1   close",
+        "conn 2   accept",
+        "conn 2   close",
+        "server   stop",
+    ]
+    assert [event.conn for event in log] == [0, 1, 2, 1, 2, 1, 0]  # time order

@@ -1,12 +1,13 @@
 """How fast is socklab.TCPEchoServer next to a plain C echo server?
 
-    python benchmarks/echo_bench.py            # full size: about half a minute
-    python benchmarks/echo_bench.py --quick    # a smoke run: a few seconds
+    python benchmarks/echo_bench.py            # full size: 10-20 seconds
+    python benchmarks/echo_bench.py --quick    # a smoke run: about a second
 
 Both servers get the same client, a small C program (c/echo_client.c), and the
 runs alternate -- C, socklab, C, socklab ... -- so that a burst of load from
 something else on the machine hits both servers alike.  Each figure is the
-median of its rounds.  Two measurements:
+median of its rounds.  Client and servers all run on one CPU (see one_cpu()).
+Two measurements:
 
 * bulk throughput: the client sends many MiB in 64 KiB chunks from one thread
   and reads the echo back in another; MiB/s, higher is better;
@@ -24,6 +25,7 @@ directory, never into the repository.  See benchmarks/README.md.
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import pathlib
 import platform
@@ -103,14 +105,13 @@ class Server:
     sleep: the line is printed after listen(), so a connect() that follows it
     cannot be refused.
 
-    How it is asked to stop: the socklab server stops when its stdin is closed
-    (and its stop() raises any error a handler hit, giving a non-zero exit
-    status); the C server has no clean way out and is ended by SIGTERM.
+    Both servers stop when their stdin, a pipe from this process, is closed:
+    by stop(), or by the kernel if this process dies, however it dies.  The
+    socklab server's exit status then says whether a handler raised an error.
     """
 
-    def __init__(self, label, command, *, stops_on_stdin_eof):
+    def __init__(self, label, command):
         self.label = label
-        self.stops_on_stdin_eof = stops_on_stdin_eof
         self.stderr = ""
         # stdin is a pipe nobody writes to, only closes.  bufsize=0 so that
         # select() on stdout sees exactly what os.read() will get.
@@ -118,7 +119,11 @@ class Server:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, bufsize=0,
         )
-        self.port = self._read_port()
+        try:
+            self.port = self._read_port()
+        except BaseException:  # the caller gets no Server to stop: stop it here
+            self.stop()
+            raise
 
     def _read_port(self):
         line = b""
@@ -132,7 +137,7 @@ class Server:
                                      f"{READY_TIMEOUT} s")
                 chunk = os.read(self.proc.stdout.fileno(), 100)
                 if not chunk:  # end-of-file: the server exited before listening
-                    self.stop()
+                    self.stop()  # to collect its stderr
                     raise BenchError(f"{self.label} server exited before listening:\n"
                                      + self.stderr)
                 line += chunk
@@ -153,12 +158,10 @@ class Server:
         Safe to call more than once.  Returns True if it ended the normal way.
         """
         if self.proc.returncode is None:
-            if not self.stops_on_stdin_eof:
-                self.proc.terminate()
             for escalate in (self.proc.terminate, self.proc.kill, None):
                 try:
-                    # communicate() closes stdin -- the socklab server's signal to
-                    # stop -- waits for the exit and collects stderr.
+                    # communicate() closes stdin -- the signal to stop -- then
+                    # waits for the exit and collects stderr.
                     self.stderr = self.proc.communicate(timeout=STOP_TIMEOUT)[1].decode(
                         errors="replace")
                     break
@@ -166,19 +169,16 @@ class Server:
                     if escalate is None:
                         raise BenchError(f"{self.label} server survived SIGKILL") from None
                     escalate()
-        normal = (0,) if self.stops_on_stdin_eof else (0, -signal.SIGTERM)
-        return self.proc.returncode in normal
+        return self.proc.returncode == 0
 
 
 def start_c_server(programs):
-    return Server("C", [str(programs["echo_server"]), str(WATCHDOG)],
-                  stops_on_stdin_eof=False)
+    return Server("C", [str(programs["echo_server"]), str(WATCHDOG)])
 
 
 def start_socklab_server():
     # sys.executable: the same Python, so the same socklab, as the benchmark.
-    return Server("socklab", [sys.executable, str(SOCKLAB_SERVER), str(WATCHDOG)],
-                  stops_on_stdin_eof=True)
+    return Server("socklab", [sys.executable, str(SOCKLAB_SERVER), str(WATCHDOG)])
 
 
 # -- the client ----------------------------------------------------------------
@@ -208,18 +208,17 @@ def run_client(programs, server, mode, amount):
 
 @contextlib.contextmanager
 def one_cpu(servers):
-    """Inside the block, the servers and every client started run on one CPU.
+    """While the block runs, the servers and every client started run on one CPU.
 
-    A round trip is two wake-ups: the server's when the message arrives, the
-    client's when the reply does.  Waking a thread on an idle *other* CPU can cost
-    more than all the work of the round trip; on this benchmark's 2-CPU virtual
-    machine a C round trip took 19 us with client and server on one CPU and 70 us
-    on two.  Left alone, the scheduler picks either from run to run, and that noise
-    is larger than the difference between the servers.  On one CPU the figure is
-    the work done per message -- what the server's code decides.
-
-    The bulk measurement is left alone: client and server stream without waiting
-    for each other, so where they run matters far less, and the second CPU helps.
+    Left to the scheduler, *where* client and server run decides more than their
+    code does.  A round trip is two wake-ups, and waking a thread on another, idle
+    CPU can cost more than all the work of the round trip: on the 2-CPU virtual
+    machine this was written on, a C round trip took 19 us with client and server
+    on one CPU and 70 us on two, and the scheduler picked one or the other from
+    run to run.  Bulk throughput swung as well (socklab "beat" C in some runs).
+    On one CPU each figure is the work done per message or per byte by client,
+    kernel and server together; client and kernel are the same for both servers,
+    so what differs is the server's code -- the thing measured.
     """
     if not hasattr(os, "sched_setaffinity"):  # not Linux: measure unpinned
         yield
@@ -240,26 +239,28 @@ def _set_affinity(servers, cpus):
     # that creates it, and socklab creates connection threads in its accept thread,
     # not in the main thread.
     for server in servers:
-        task_dir = pathlib.Path(f"/proc/{server.proc.pid}/task")
-        for task in task_dir.iterdir():
-            try:
-                os.sched_setaffinity(int(task.name), cpus)
-            except ProcessLookupError:  # a connection thread that has just ended
-                pass
+        try:
+            for task in pathlib.Path(f"/proc/{server.proc.pid}/task").iterdir():
+                try:
+                    os.sched_setaffinity(int(task.name), cpus)
+                except ProcessLookupError:  # a connection thread that has just ended
+                    pass
+        except FileNotFoundError:  # the server has died; the caller reports that
+            pass
 
 
 # -- the benchmark ---------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
 class Measurement:
-    def __init__(self, name, mode, size_key, field, unit, goal_text, meets_goal):
-        self.name = name
-        self.mode = mode  # the client's mode
-        self.size_key = size_key  # its amount, from FULL or QUICK
-        self.field = field  # the figure, in the client's RESULT line
-        self.unit = unit
-        self.goal_text = goal_text
-        self.meets_goal = meets_goal  # ratio socklab/C -> bool
+    name: str
+    mode: str  # the client's mode
+    size_key: str  # its amount, from FULL or QUICK
+    field: str  # the figure, in the client's RESULT line
+    unit: str
+    goal_text: str
+    meets_goal: "callable"  # ratio socklab/C -> bool
 
 
 BULK = Measurement("bulk throughput", "bulk", "bulk_mib", "mib_per_s", "MiB/s",
@@ -281,9 +282,9 @@ def run_rounds(programs, servers, sizes, rounds):
             print(f"  round {round_number}/{rounds}  {measurement.name:<16} "
                   f"{server.label:<8} {value:9.1f} {measurement.unit}", flush=True)
 
-    for round_number in range(1, rounds + 1):
-        measure(BULK, round_number)
-        with one_cpu(servers):
+    with one_cpu(servers):
+        for round_number in range(1, rounds + 1):
+            measure(BULK, round_number)
             measure(ROUND_TRIP, round_number)
     return figures
 
@@ -313,10 +314,13 @@ def main(argv=None):
         parser.error("--rounds must be at least 1")
     sizes = QUICK if args.quick else FULL
 
-    print(f"echo benchmark: socklab.TCPEchoServer vs a C echo server, 127.0.0.1")
-    print(f"  Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+    print("echo benchmark: socklab.TCPEchoServer vs a C echo server, on 127.0.0.1")
+    print(f"  Python {platform.python_version()}, {os.cpu_count()} CPUs (all runs on one), "
           f"{sizes['bulk_mib']} MiB bulk, {sizes['round_trips']} round trips of 32 bytes, "
           f"{args.rounds} rounds")
+    # SIGTERM (from `timeout`, say) ends us through the finally below, which stops
+    # the servers and removes the build directory, rather than on the spot.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.monotonic()
     servers = []
     with tempfile.TemporaryDirectory(prefix="socklab-bench-") as build_dir:
@@ -331,7 +335,7 @@ def main(argv=None):
                 if not server.stop():
                     raise BenchError(f"{server.label} server exited with status "
                                      f"{server.proc.returncode}:\n{server.stderr}")
-        except BenchError as exc:
+        except (BenchError, OSError) as exc:  # OSError: a program failed to start
             message = scrub(str(exc), (build_dir, "<build>"), (HERE, "benchmarks"))
             print(f"\nbenchmark broken: {message}", file=sys.stderr)
             return 1

@@ -12,10 +12,13 @@ second terminal and never hangs:
     socklab.running()                      # everything socklab has running
     socklab.stop_all()                     # stop it all; returns how many
 
+C from a notebook: ``%load_ext socklab`` gives the ``%%c NAME`` cell magic, which
+compiles the cell with gcc and runs it (see socklab.c and socklab.magic).
+
 Run ``python -m socklab doctor`` to see what works on this machine.
 """
 
-from . import checks, doctor
+from . import c, checks, doctor
 from .events import Event, EventLog
 from .registry import running, stop_all
 from .servers import (
@@ -35,9 +38,17 @@ __all__ = [
     "TCPServer",
     "UDPEchoServer",
     "UDPServer",
+    "c",
     "checks",
     "doctor",
     "running",
     "serve",
     "stop_all",
 ]
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext socklab``: register the %%c cell magic."""
+    from .magic import load_ipython_extension as load  # IPython only when asked
+
+    load(ipython)

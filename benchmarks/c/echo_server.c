@@ -6,11 +6,15 @@
  *   - one thread per connection, each a blocking recv() -> send-all loop
  *     with a 64 KiB buffer (socklab's echo_handler calls recv(65536)).
  *
- * Usage: echo_server [watchdog_seconds]
+ * Usage: echo_server [watchdog_seconds] < pipe
  * Prints "LISTENING <port>" on stdout, flushed, once the kernel queues
  * connections for it; the benchmark reads that line instead of sleeping.
- * alarm() kills the process after watchdog_seconds (default 600) whatever
- * happens, so a crashed benchmark can never leave it running.
+ *
+ * It must never outlive the benchmark, so it exits
+ *   - when its stdin reaches end-of-file: the benchmark holds the other end of
+ *     that pipe, and the kernel closes it when the benchmark ends, however it
+ *     ends (even by SIGKILL);
+ *   - after watchdog_seconds (default 600) in any case: alarm().
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -67,6 +71,16 @@ static void *serve_connection(void *arg)
     return NULL;
 }
 
+/* Read stdin until end-of-file, then end the whole process. */
+static void *watch_stdin(void *arg)
+{
+    (void)arg;
+    char buf[256];
+    while (read(STDIN_FILENO, buf, sizeof buf) > 0)
+        ;
+    _exit(0);
+}
+
 int main(int argc, char **argv)
 {
     unsigned watchdog = argc > 1 ? (unsigned)atoi(argv[1]) : 600;
@@ -74,6 +88,12 @@ int main(int argc, char **argv)
 
     /* A peer that closes early must make send() fail with EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
+
+    pthread_t watcher;
+    if (pthread_create(&watcher, NULL, watch_stdin, NULL) != 0) {
+        fprintf(stderr, "pthread_create failed\n");
+        return 1;
+    }
 
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     if (lfd < 0)

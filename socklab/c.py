@@ -1,0 +1,407 @@
+"""Compile and run C programs from Python: in the foreground or as background servers.
+
+The course shows every socket call in C as well as in Python, and runs both.  This
+module is what the ``%%c`` cell magic (socklab.magic) stands on; it works just as
+well from a script or a test:
+
+    from socklab import c
+    c.compile(source, "hello")            # gcc -std=gnu11 -Wall -Wextra -Werror
+    c.run("hello", args=["world"])        # waits, shows output as it comes
+    srv = c.start("echo_server")          # background; waits for "LISTENING <port>"
+    srv.address                           # ('127.0.0.1', <port>)
+    srv.stop()                            # SIGTERM, then SIGKILL
+
+Why it is built this way:
+
+* **A private build folder.**  Sources and binaries go to one temporary folder per
+  Python process, created with mode 0700 and removed at exit: two notebooks (or two
+  students on one machine) never overwrite each other's programs, and nothing is
+  written into the course's folders.
+* **gcc is run in that folder on "NAME.c"**, so its messages say ``NAME.c:7:5:``
+  -- the line number of the cell itself, and no path of the machine.
+* **Warnings are errors** (-Werror): the course's C compiles cleanly, and a learner's
+  warning is usually the bug they are looking for.
+* **Foreground programs have a time limit** and are killed if the cell is
+  interrupted.  A non-zero exit status or a deadly signal becomes a
+  ProgramFailed error that names it ("killed by SIGPIPE") and says what it means.
+* **Background programs announce themselves.**  A server prints ``LISTENING <port>``
+  once it listens; start() waits for that line (with a time limit), so a client can
+  connect at once -- no sleeping.  They run in their own session, so interrupting
+  the kernel does not kill them; on Linux they get SIGTERM when the kernel process
+  dies (PR_SET_PDEATHSIG); and they are registered with socklab.registry, so
+  stop_all() and the kernel's exit end them too.  Their output is collected, never
+  printed from a thread: read it with ``srv.output``.
+"""
+
+import atexit
+import ctypes
+import hashlib
+import os
+import pathlib
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from . import registry
+
+__all__ = [
+    "CFLAGS",
+    "CompileError",
+    "GccMissing",
+    "ProgramFailed",
+    "CProgram",
+    "build_dir",
+    "compile",
+    "run",
+    "start",
+    "handle",
+]
+
+CFLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror"]
+LIBS = ["-pthread"]  # harmless when unused; lesson 10's threaded servers need it
+RUN_TIMEOUT = 10.0  # seconds a foreground program may run
+READY_TIMEOUT = 5.0  # seconds a background program has to print LISTENING <port>
+STOP_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+LISTENING = re.compile(rb"^LISTENING (\d+)\s*$", re.MULTILINE)
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+GCC_FIX = """\
+gcc was not found, so C cells cannot be compiled here.  Install a C compiler:
+  Debian / Ubuntu:   sudo apt-get install gcc
+  Fedora:            sudo dnf install gcc
+  conda:             conda install -c conda-forge c-compiler
+  macOS:             xcode-select --install
+then restart the kernel.  `python -m socklab doctor` checks the result."""
+
+# What a deadly signal usually means in this course's programs.
+SIGNAL_MEANINGS = {
+    "SIGPIPE": "it wrote to a socket whose peer had closed; in C the default action "
+    "of SIGPIPE ends the program (ignore it, or pass MSG_NOSIGNAL to send())",
+    "SIGSEGV": "it touched memory it does not own (a bad pointer or a buffer overrun)",
+    "SIGALRM": "its alarm() watchdog went off: it ran longer than it allowed itself",
+    "SIGKILL": "it was killed (by socklab after its time limit, or by the system)",
+    "SIGTERM": "it was asked to stop",
+    "SIGABRT": "it called abort() (an assert() failed?)",
+}
+
+
+class GccMissing(RuntimeError):
+    """There is no gcc on PATH."""
+
+    def __init__(self):
+        super().__init__(GCC_FIX)
+
+
+class CompileError(Exception):
+    """gcc refused the program; the message is gcc's own, line numbers and all."""
+
+    def __init__(self, name, messages):
+        self.name = name
+        self.messages = messages
+        super().__init__(f"{name}.c did not compile; nothing was run.\n{messages}")
+
+    def _render_traceback_(self):
+        # IPython shows this instead of a Python traceback: the learner needs
+        # gcc's messages, not socklab's call stack.
+        return [f"{self.name}.c did not compile; nothing was run.", "", *self.messages.splitlines()]
+
+
+class ProgramFailed(Exception):
+    """A C program exited with a non-zero status or was killed by a signal."""
+
+    def __init__(self, name, returncode, stdout="", stderr=""):
+        self.name = name
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(describe_exit(name, returncode))
+
+    def _render_traceback_(self):
+        return [f"ProgramFailed: {self}"]
+
+
+def describe_exit(name, returncode):
+    """Plain words for an exit status: "exited with status 1", "killed by SIGPIPE"."""
+    if returncode is None:
+        return f"{name} is still running"
+    if returncode >= 0:
+        return f"{name} exited with status {returncode}"
+    signame = signal.Signals(-returncode).name
+    meaning = SIGNAL_MEANINGS.get(signame)
+    text = f"{name} was killed by {signame} (signal {-returncode})"
+    return f"{text}: {meaning}" if meaning else text
+
+
+_build_dir = None
+_build_lock = threading.Lock()
+
+
+def build_dir():
+    """This process's private build folder (mode 0700), made on first use."""
+    global _build_dir
+    with _build_lock:
+        if _build_dir is None:
+            _build_dir = pathlib.Path(tempfile.mkdtemp(prefix="socklab-c-"))
+            atexit.register(shutil.rmtree, _build_dir, ignore_errors=True)
+        return _build_dir
+
+
+def _check_name(name):
+    if not NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not a usable program name: use letters, digits, _ and -, "
+            "starting with a letter (it becomes NAME.c)"
+        )
+
+
+def compile(source, name, flags=()):
+    """Compile C ``source`` as ``NAME.c``; return the path of the program.
+
+    Raises CompileError with gcc's messages for any error or warning, and
+    GccMissing when there is no gcc.  An unchanged source is not compiled again.
+    """
+    _check_name(name)
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise GccMissing()
+    folder = build_dir()
+    command = ["gcc", *CFLAGS, *flags, "-o", name, f"{name}.c", *LIBS]
+    fingerprint = hashlib.sha256(repr((source, command)).encode()).hexdigest()
+    binary, stamp = folder / name, folder / f"{name}.sha256"
+    if binary.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return binary
+    (folder / f"{name}.c").write_text(source)
+    stamp.unlink(missing_ok=True)
+    binary.unlink(missing_ok=True)  # a failed build must not leave the old program runnable
+    done = subprocess.run(
+        [gcc, *command[1:]], cwd=folder, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "LC_ALL": "C"},  # plain ASCII quotes: the same text everywhere
+    )
+    if done.returncode != 0:
+        raise CompileError(name, (done.stderr + done.stdout).strip())
+    stamp.write_text(fingerprint)
+    return binary
+
+
+def _program_path(name):
+    _check_name(name)
+    path = build_dir() / name
+    if not path.exists():
+        raise FileNotFoundError(f"no program {name!r} has been compiled in this kernel yet")
+    return path
+
+
+# Looked up once here, not in the child: between fork() and exec() the child
+# should do as little as possible (another thread may have held a lock at fork).
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+except (OSError, AttributeError):
+    _prctl = None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In the child, before exec: get SIGTERM when the parent (the kernel) dies.
+
+    Without it, a kernel killed hard (no atexit) would leave its C servers
+    running.  (Linux ties this to the thread that started the child; socklab
+    starts programs from the caller's thread, the kernel's main thread.)
+    """
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _popen(name, args, stdin):
+    _program_path(name)  # raises if it was never compiled
+    return subprocess.Popen(
+        # "./NAME" run in the build folder: argv[0] holds no path of the machine
+        [f"./{name}", *map(str, args)],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=build_dir(),
+        start_new_session=True,  # a kernel interrupt (SIGINT) is not for it
+        preexec_fn=_die_with_parent if _prctl is not None else None,
+    )
+
+
+def _end(process):
+    """SIGTERM, a grace period, then SIGKILL; returns the exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+class Completed:
+    """What a foreground run produced: exit status, and output as text and as bytes."""
+
+    def __init__(self, name, returncode, stdout_bytes, stderr_bytes):
+        self.name = name
+        self.returncode = returncode
+        self.stdout_bytes = bytes(stdout_bytes)
+        self.stderr_bytes = bytes(stderr_bytes)
+        self.stdout = self.stdout_bytes.decode(errors="replace")
+        self.stderr = self.stderr_bytes.decode(errors="replace")
+
+    def __repr__(self):
+        return f"<Completed {self.name!r}: {describe_exit(self.name, self.returncode)}>"
+
+
+def run(name, args=(), timeout=RUN_TIMEOUT, input=None, echo=True, check=True):
+    """Run a compiled program and wait for it (at most ``timeout`` seconds).
+
+    With ``echo`` its stdout and stderr are written to ours as they come, so a
+    notebook shows the output line by line.  Returns a Completed record; with
+    ``check`` a non-zero exit or a signal raises ProgramFailed instead.
+    """
+    process = _popen(name, args, subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    if input is not None:
+        process.stdin.write(input.encode() if isinstance(input, str) else input)
+        process.stdin.close()
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ, (out, sys.stdout))
+            selector.register(process.stderr, selectors.EVENT_READ, (err, sys.stderr))
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _end(process)
+                    raise TimeoutError(
+                        f"{name} ran for more than {timeout:g} s and was stopped; "
+                        "is it waiting for something (accept(), recv()) that never comes?"
+                    )
+                for key, _ in selector.select(remaining):
+                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    buffer, stream = key.data
+                    buffer += chunk
+                    if echo:
+                        stream.write(chunk.decode(errors="replace"))
+                        stream.flush()
+        returncode = process.wait(max(0.1, deadline - time.monotonic()))
+    finally:
+        _end(process)  # on an interrupt (KeyboardInterrupt) too: no orphan
+        process.stdout.close()
+        process.stderr.close()
+    result = Completed(name, returncode, out, err)
+    if check and returncode != 0:
+        raise ProgramFailed(name, returncode, result.stdout, result.stderr)
+    return result
+
+
+class CProgram:
+    """A C program running in the background, e.g. a server.
+
+    ``address`` is ("127.0.0.1", port) from its ``LISTENING <port>`` line,
+    ``output`` what it printed so far (stdout and stderr, in order), ``pid`` its
+    process id.  ``stop()`` ends it: safe to call more than once.
+    """
+
+    def __init__(self, name, args=(), ready_timeout=READY_TIMEOUT, host="127.0.0.1"):
+        self.name = name
+        self.args = list(args)
+        self.host = host
+        self.port = None
+        self._output = bytearray()
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._stopped = False
+        self.returncode = None
+        self._process = _popen(name, self.args, subprocess.DEVNULL)
+        self.pid = self._process.pid
+        self._readers = [
+            threading.Thread(target=self._collect, args=(pipe,), daemon=True,
+                             name=f"socklab {name} output")
+            for pipe in (self._process.stdout, self._process.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
+        registry.register(self)
+        if not self._ready.wait(ready_timeout):
+            output = self.output
+            self.stop(quiet=True)
+            raise TimeoutError(
+                f"{name} did not print 'LISTENING <port>' within {ready_timeout:g} s "
+                f"({describe_exit(name, self.returncode)}).  Its output:\n{output}"
+            )
+        if self.port is None:  # woken because it exited before listening
+            output = self.output
+            self.stop(quiet=True)
+            raise ProgramFailed(name, self.returncode, output)
+
+    def _collect(self, pipe):
+        """Reader thread: keep what the program prints; notice LISTENING <port>."""
+        for line in iter(pipe.readline, b""):
+            with self._lock:
+                self._output += line
+                match = self.port is None and LISTENING.match(line)
+                if match:
+                    self.port = int(match[1])
+            if match:
+                self._ready.set()
+        pipe.close()
+        if pipe is self._process.stdout:
+            self._ready.set()  # stdout closed (it exited): start() must not wait on
+
+    @property
+    def address(self):
+        return (self.host, self.port)
+
+    @property
+    def output(self):
+        with self._lock:
+            return self._output.decode(errors="replace")
+
+    @property
+    def alive(self):
+        return self._process.poll() is None
+
+    def stop(self, quiet=False):
+        """End the program (SIGTERM, then SIGKILL); return a description of its exit."""
+        if not self._stopped:
+            self._stopped = True
+            self.returncode = _end(self._process)
+            for reader in self._readers:
+                reader.join(STOP_GRACE)
+            registry.unregister(self)
+        return None if quiet else describe_exit(self.name, self.returncode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def __repr__(self):
+        state = "running" if self.alive else describe_exit(self.name, self._process.poll())
+        return f"<CProgram {self.name!r}: {state}>"
+
+
+def start(name, args=(), ready_timeout=READY_TIMEOUT):
+    """Start a compiled program in the background; return its CProgram handle.
+
+    The program must print ``LISTENING <port>`` (and flush) once it listens.
+    Starting a program under a name that is running stops the old one first.
+    """
+    return CProgram(name, args, ready_timeout)
+
+
+def handle(name):
+    """The running CProgram called ``name`` (started by start() or ``%%c --bg``)."""
+    for thing in registry.running():
+        if isinstance(thing, CProgram) and thing.name == name:
+            return thing
+    raise LookupError(f"no C program {name!r} is running")

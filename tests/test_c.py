@@ -1,0 +1,325 @@
+"""socklab.c and the %%c magic: real gcc, real processes, real sockets on loopback."""
+
+import hashlib
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import socklab
+from socklab import c
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+TIMEOUT = 10
+
+pytestmark = pytest.mark.skipif(
+    c.shutil.which("gcc") is None, reason="gcc is not installed (apt-get install gcc)"
+)
+
+
+def compile_file(path, name=None):
+    return c.compile(path.read_text(), name or path.stem)
+
+
+@pytest.fixture(scope="module")
+def programs():
+    """Compile the test programs once for this module."""
+    compile_file(HERE / "c" / "tcp_echo_server.c", "c_echo_server")
+    for name in ("pipe_client", "udp_echo_server", "udp_client"):
+        compile_file(HERE / "c" / f"{name}.c")
+
+
+def children():
+    """PIDs of this process's child processes (from /proc)."""
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:  # field 4: the parent's pid
+                found.append(int(entry))
+    return found
+
+
+def recv_all(sock):
+    data = bytearray()
+    while part := sock.recv(1 << 20):
+        data += part
+    return bytes(data)
+
+
+def python_client(address, data):
+    """Send data, half-close, read the echo until the server closes."""
+    import threading
+
+    with socket.create_connection(address, timeout=TIMEOUT) as sock:
+        writer = threading.Thread(
+            target=lambda: (sock.sendall(data), sock.shutdown(socket.SHUT_WR))
+        )
+        writer.start()
+        reply = recv_all(sock)
+        writer.join(TIMEOUT)
+    return reply
+
+
+SIZES = [0, 1, 1000, 65536 + 7, 3 << 20]
+
+
+# ------------------------------------------------------------ interop
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_c_echo_server_with_python_client(programs, size):
+    data = os.urandom(size)
+    with c.start("c_echo_server") as server:
+        assert server.host == "127.0.0.1" and server.port > 0
+        assert python_client(server.address, data) == data
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_python_server_with_c_client(programs, size):
+    data = os.urandom(size)
+    with socklab.TCPEchoServer() as server:
+        done = c.run("pipe_client", [server.port], input=data, echo=False)
+    assert len(done.stdout_bytes) == size
+    assert hashlib.sha256(done.stdout_bytes).digest() == hashlib.sha256(data).digest()
+
+
+def test_c_client_with_c_server(programs):
+    data = os.urandom(1 << 20)
+    with c.start("c_echo_server") as server:
+        done = c.run("pipe_client", [server.port], input=data, echo=False)
+    assert done.stdout_bytes == data
+
+
+def test_ten_c_clients_at_once(programs):
+    with socklab.TCPEchoServer() as server:
+        payloads = [os.urandom(100_000 + i) for i in range(10)]
+        clients = [
+            subprocess.Popen(
+                ["./pipe_client", str(server.port)],
+                cwd=c.build_dir(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )
+            for _ in payloads
+        ]
+        replies = [client.communicate(data, timeout=TIMEOUT)[0]
+                   for client, data in zip(clients, payloads)]
+        assert [client.returncode for client in clients] == [0] * 10
+        assert replies == payloads
+        server.events.wait_for("close", count=10, timeout=TIMEOUT)
+        assert len(server.events.of_kind("accept")) == 10
+
+
+def test_c_udp_server_with_python_client(programs):
+    with c.start("udp_echo_server") as server:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(TIMEOUT)
+            for data in (b"", b"x", os.urandom(65507)):
+                sock.sendto(data, server.address)
+                assert sock.recvfrom(65536) == (data, server.address)
+
+
+def test_c_udp_client_with_python_server(programs):
+    with socklab.UDPEchoServer() as server:
+        done = c.run("udp_client", [server.port, 0, 1, 1400, 65507], echo=False)
+    assert done.stdout.split("\n")[:-1] == ["0 ok", "1 ok", "1400 ok", "65507 ok"]
+
+
+def test_stop_all_leaves_no_child_process(programs):
+    before = set(children())
+    for _ in range(3):
+        c.start("c_echo_server")  # the same name: each replaces the one before
+    c.start("udp_echo_server")
+    assert len(set(children()) - before) == 2
+    assert socklab.stop_all() == 2
+    assert set(children()) - before == set()
+
+
+# ------------------------------------------------------------ compile and run
+
+
+def test_compile_error_shows_gccs_message_with_the_cells_line_numbers():
+    source = "#include <stdio.h>\n\nint main(void)\n{\n    int unused;\n    return 0;\n}\n"
+    with pytest.raises(c.CompileError) as caught:
+        c.compile(source, "unused_var")
+    message = str(caught.value)
+    assert "unused_var.c:5:9: error: unused variable 'unused'" in message
+    assert "nothing was run" in message
+    assert str(c.build_dir()) not in message
+
+
+def test_a_compile_error_runs_nothing_even_after_an_old_build():
+    c.compile('#include <stdio.h>\nint main(void) { puts("old"); return 0; }\n', "replaced")
+    with pytest.raises(c.CompileError):
+        c.compile("int main(void) { return missing; }\n", "replaced")
+    with pytest.raises(FileNotFoundError):  # the old program is gone, not run instead
+        c.run("replaced")
+
+
+def test_run_reports_exit_status_and_signals_by_name():
+    c.compile("int main(void) { return 3; }\n", "three")
+    with pytest.raises(c.ProgramFailed, match="three exited with status 3"):
+        c.run("three")
+    assert c.run("three", check=False).returncode == 3
+    c.compile(
+        "#include <signal.h>\nint main(void) { raise(SIGPIPE); return 0; }\n", "piped"
+    )
+    with pytest.raises(c.ProgramFailed, match="killed by SIGPIPE"):
+        c.run("piped")
+
+
+def test_run_passes_arguments_and_streams_output(capsys):
+    c.compile(
+        '#include <stdio.h>\n'
+        'int main(int argc, char **argv) {\n'
+        '    for (int i = 0; i < argc; i++) printf("%d=%s\\n", i, argv[i]);\n'
+        '    fprintf(stderr, "to stderr\\n");\n'
+        '    return 0;\n'
+        '}\n',
+        "args",
+    )
+    c.run("args", ["one", "two words"])
+    captured = capsys.readouterr()
+    assert captured.out == "0=./args\n1=one\n2=two words\n"
+    assert captured.err == "to stderr\n"
+
+
+def test_run_time_limit_kills_the_program():
+    c.compile("#include <unistd.h>\nint main(void) { pause(); return 0; }\n", "forever")
+    before = set(children())
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="more than 0.5 s"):
+        c.run("forever", timeout=0.5)
+    assert time.monotonic() - started < TIMEOUT
+    assert set(children()) - before == set()
+
+
+def test_start_fails_clearly_when_no_listening_line_comes():
+    c.compile('#include <stdio.h>\nint main(void) { puts("oops"); return 4; }\n', "quitter")
+    with pytest.raises(c.ProgramFailed, match="exited with status 4"):
+        c.start("quitter")
+    c.compile("#include <unistd.h>\nint main(void) { pause(); return 0; }\n", "silent")
+    with pytest.raises(TimeoutError, match="did not print 'LISTENING <port>'"):
+        c.start("silent", ready_timeout=0.5)
+    assert socklab.running() == []
+
+
+def test_bad_names_and_unknown_programs():
+    with pytest.raises(ValueError, match="not a usable program name"):
+        c.compile("int main(void){return 0;}", "../escape")
+    with pytest.raises(FileNotFoundError, match="never-built"):
+        c.run("never-built")
+
+
+def test_build_folder_is_private():
+    assert c.build_dir().stat().st_mode & 0o777 == 0o700
+
+
+def test_without_gcc_the_message_says_how_to_get_one(tmp_path):
+    script = (
+        "import socklab.c as c\n"
+        "try:\n"
+        "    c.compile('int main(void){return 0;}', 'x')\n"
+        "except c.GccMissing as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT,
+        env={**os.environ, "PATH": str(tmp_path)},
+    )
+    assert "sudo apt-get install gcc" in done.stdout
+    assert "xcode-select --install" in done.stdout
+    assert "conda install -c conda-forge c-compiler" in done.stdout
+
+
+# ------------------------------------------------------------ no orphans
+
+
+ORPHAN_SCRIPT = textwrap.dedent(
+    """
+    import pathlib, sys, time, socklab.c as c
+    c.compile(pathlib.Path(sys.argv[1]).read_text(), "srv")
+    server = c.start("srv")
+    print(server.pid, flush=True)
+    if sys.argv[2] == "hang":
+        time.sleep(60)
+    """
+)
+
+
+def alive(pid):
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until_gone(pid, limit=TIMEOUT):
+    deadline = time.monotonic() + limit
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_no_orphan_when_the_kernel_exits_or_is_killed(how):
+    """A kernel restart ends the process (atexit); a crash kills it (PDEATHSIG)."""
+    source = HERE / "c" / "tcp_echo_server.c"
+    process = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(source), "hang" if how == "kill" else "exit"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    pid = int(process.stdout.readline())
+    assert alive(pid)
+    if how == "kill":
+        process.kill()  # no atexit: only PR_SET_PDEATHSIG can end the C server
+    process.wait(TIMEOUT)
+    process.stdout.close()
+    assert wait_until_gone(pid), f"C server {pid} outlived its Python process ({how})"
+
+
+# ------------------------------------------------------------ the %%c magic
+
+
+@pytest.fixture
+def shell():
+    from IPython.testing.globalipapp import get_ipython
+
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "socklab")
+    return ip
+
+
+def test_magic_compiles_runs_and_passes_arguments(shell, capsys):
+    shell.run_cell_magic(
+        "c", "greet -- socket world",
+        '#include <stdio.h>\nint main(int argc, char **argv)\n'
+        '{\n    printf("hello, %s %s (%d arguments)\\n", argv[1], argv[2], argc - 1);\n'
+        '    return 0;\n}\n',
+    )
+    assert capsys.readouterr().out == "hello, socket world (2 arguments)\n"
+
+
+def test_magic_background_server_answers_python(shell, programs):
+    source = (HERE / "c" / "tcp_echo_server.c").read_text()
+    handle = shell.run_cell_magic("c", "magic_echo --bg", source)
+    assert c.handle("magic_echo") is handle
+    assert python_client(handle.address, b"via magic") == b"via magic"
+    handle.stop()
+    assert handle.stop() == handle.stop()  # idempotent, same description
+
+
+def test_magic_compile_error_raises_with_gccs_text(shell):
+    with pytest.raises(c.CompileError, match=r"bad\.c:1:"):
+        shell.run_cell_magic("c", "bad --compile-only", "int main(void) { return x; }\n")

@@ -1,0 +1,44 @@
+"""Every C listing in every lesson (both editions) compiles with -Wall -Wextra -Werror."""
+
+import pathlib
+import re
+import shlex
+
+import nbformat
+import pytest
+
+from socklab import c
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(ROOT.glob("notebooks/*/*.ipynb"))
+
+
+def c_cells():
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and cell.source.startswith("%%c"):
+                yield pytest.param(path, index, cell, id=f"{path.parent.name}/{path.stem}#{index}")
+
+
+LISTINGS = list(c_cells())
+
+
+def test_lessons_have_c_listings():
+    assert LISTINGS, "no %%c cell found in any lesson"
+
+
+@pytest.mark.skipif(c.shutil.which("gcc") is None, reason="gcc is not installed")
+@pytest.mark.parametrize("path, index, cell", LISTINGS)
+def test_c_listing_compiles(path, index, cell):
+    first_line, _, source = cell.source.partition("\n")
+    name = shlex.split(first_line)[1]
+    # Compiled under a name of its own, so that a program the kernel of another
+    # test may be running is not replaced.
+    unique = re.sub(r"\W", "_", f"listing_{path.parent.name}_{path.stem}_{index}_{name}")
+    c.compile(source, unique)
+
+
+@pytest.mark.parametrize("path, index, cell", LISTINGS)
+def test_c_cells_are_tagged_lang_c(path, index, cell):
+    assert "lang-c" in cell.metadata.get("tags", [])

@@ -259,14 +259,20 @@ class Measurement:
     size_key: str  # its amount, from FULL or QUICK
     field: str  # the figure, in the client's RESULT line
     unit: str
-    goal_text: str
-    meets_goal: "callable"  # ratio socklab/C -> bool
+    goal: float  # for the ratio socklab/C
+    higher_is_better: bool  # the goal is a minimum (else a maximum)
+
+    def goal_text(self):
+        return (">= " if self.higher_is_better else "<= ") + f"{self.goal}"
+
+    def meets_goal(self, ratio):
+        return ratio >= self.goal if self.higher_is_better else ratio <= self.goal
 
 
 BULK = Measurement("bulk throughput", "bulk", "bulk_mib", "mib_per_s", "MiB/s",
-                   f">= {THROUGHPUT_GOAL}", lambda ratio: ratio >= THROUGHPUT_GOAL)
+                   THROUGHPUT_GOAL, higher_is_better=True)
 ROUND_TRIP = Measurement("round trip", "rtt", "round_trips", "mean_us", "us",
-                         f"<= {ROUND_TRIP_GOAL}", lambda ratio: ratio <= ROUND_TRIP_GOAL)
+                         ROUND_TRIP_GOAL, higher_is_better=False)
 
 
 def run_rounds(programs, servers, sizes, rounds):
@@ -299,7 +305,7 @@ def report(figures, labels):
         verdict = "meets goal" if measurement.meets_goal(ratio) else "misses goal"
         name = f"{measurement.name} ({measurement.unit})"
         print(f"{name:<26}{c:>10.1f}{py:>10.1f}   {ratio:>9.2f}   "
-              f"{measurement.goal_text:<7} {verdict}")
+              f"{measurement.goal_text():<7} {verdict}")
 
 
 def main(argv=None):

@@ -13,25 +13,28 @@ monotonic timestamps) are still in each Event for code that wants them.
 """
 
 import collections
-import dataclasses
 import threading
 import time
+import typing
 
 __all__ = ["Event", "EventLog"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Event:
+class Event(typing.NamedTuple):
     """One thing a server did.
 
     kind   -- "listen", "accept", "recv", "send", "close", "reset", "error", ...
     conn   -- which connection (TCP) or which peer (UDP), numbered from 1 in order
               of arrival; 0 for events of the server as a whole
-    party  -- "conn" for a TCP connection, "peer" for a UDP peer
     nbytes -- bytes received or sent, or None where it does not apply
     detail -- a short human-readable remark ("peer closed", an exception, ...)
     peer   -- the peer's address tuple (not shown in the text form: ports change)
+    party  -- "conn" for a TCP connection, "peer" for a UDP peer
     time   -- time.monotonic() when it was recorded
+
+    A named tuple rather than a dataclass: a server records two events per
+    message, and a tuple is the cheapest record Python can build (see
+    benchmarks/README.md for what a slower one cost).
     """
 
     kind: str
@@ -40,7 +43,7 @@ class Event:
     detail: str = ""
     peer: "tuple | None" = None
     party: str = "conn"
-    time: float = dataclasses.field(default_factory=time.monotonic)
+    time: float = 0.0
 
     def __str__(self):
         who = f"{self.party} {self.conn}" if self.conn else "server"
@@ -67,21 +70,34 @@ class EventLog:
 
     def __init__(self, maxlen=10_000):
         self._events = collections.deque(maxlen=maxlen)
-        self._changed = threading.Condition()
-        self.dropped = 0
+        self._added = 0  # how many events were ever added (for `dropped`)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # for wait_for() only
+        self._waiting = 0  # how many threads are in wait_for(): add() wakes them
 
     def add(self, kind, conn=0, nbytes=None, detail="", peer=None, party="conn"):
-        event = Event(kind, conn, nbytes, detail, peer, party)
-        with self._changed:
-            if len(self._events) == self._events.maxlen:
-                self.dropped += 1
+        """Record an event.  Cheap on purpose: a busy server calls it twice per message.
+
+        So: a plain Lock (its ``with`` runs in C), and notify_all() only when a
+        thread is waiting in wait_for().
+        """
+        event = Event(kind, conn, nbytes, detail, peer, party, time.monotonic())
+        with self._lock:
             self._events.append(event)
-            self._changed.notify_all()
+            self._added += 1
+            if self._waiting:
+                self._changed.notify_all()
         return event
+
+    @property
+    def dropped(self):
+        """How many of the oldest events were let go to keep the log bounded."""
+        with self._lock:
+            return self._added - len(self._events)
 
     def snapshot(self):
         """A list copy of the events recorded so far."""
-        with self._changed:
+        with self._lock:
             return list(self._events)
 
     def of_kind(self, kind):
@@ -96,25 +112,28 @@ class EventLog:
         TimeoutError after ``timeout`` seconds, so a cell never hangs.
         """
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while sum(event.kind == kind for event in self._events) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout:g} s for {count} {kind!r} event(s); "
-                        f"the log has {len(self._events)} events"
-                    )
-                self._changed.wait(remaining)
+        with self._changed:  # holds self._lock, except while in wait()
+            self._waiting += 1
+            try:
+                while sum(event.kind == kind for event in self._events) < count:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"waited {timeout:g} s for {count} {kind!r} event(s); "
+                            f"the log has {len(self._events)} events"
+                        )
+                    self._changed.wait(remaining)
+            finally:
+                self._waiting -= 1
         return self.of_kind(kind)
 
     def clear(self):
-        with self._changed:
+        with self._lock:
             self._events.clear()
-            self.dropped = 0
+            self._added = 0
 
     def __len__(self):
-        with self._changed:
-            return len(self._events)
+        return len(self._events)
 
     def __iter__(self):
         return iter(self.snapshot())

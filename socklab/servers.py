@@ -93,21 +93,23 @@ class Connection:
 
     def recv(self, bufsize, flags=0):
         data = self.sock.recv(bufsize, flags)
-        self._record_received(len(data))
+        if data:  # the common case, recorded as cheaply as possible
+            self._events.add("recv", self.number, len(data), "", self.peer)
+        else:
+            self._record_end_of_stream()
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         count = self.sock.recv_into(buffer, nbytes, flags)
-        self._record_received(count)
+        if count:
+            self._events.add("recv", self.number, count, "", self.peer)
+        else:
+            self._record_end_of_stream()
         return count
 
-    def _record_received(self, count):
-        if count:
-            self._record("recv", count)
-        elif self.stopping:
-            self._record("recv", 0, "server stopping")
-        else:
-            self._record("recv", 0, "peer closed")
+    def _record_end_of_stream(self):
+        why = "server stopping" if self.stopping else "peer closed"
+        self._record("recv", 0, why)
 
     def send(self, data, flags=0):
         count = self.sock.send(data, flags)
@@ -118,7 +120,7 @@ class Connection:
         # Recorded before sending: once the peer has the bytes, the event is
         # already in the log, so a cell that shows the log after reading the
         # reply always sees it.
-        self._record("send", len(data))
+        self._events.add("send", self.number, len(data), "", self.peer)
         self.sock.sendall(data, flags)
 
     def shutdown(self, how):

@@ -52,3 +52,16 @@ def load_ipython_extension(ipython):
     from .magic import load_ipython_extension as load  # IPython only when asked
 
     load(ipython)
+
+
+def __getattr__(name):
+    """Import the faces (widgets, diagrams) on first use: ``socklab.ui.chat()``.
+
+    They need ipywidgets or matplotlib; the core above needs only the standard
+    library, so scripts and tests that use servers alone never import those.
+    """
+    if name in ("ui", "viz"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'socklab' has no attribute {name!r}")

@@ -1,0 +1,221 @@
+"""Widgets for trying things by hand: a chat console, a recv() explorer, a UDP explorer.
+
+Each widget is a thin face (ipywidgets) over plain functions that do the work with
+real sockets, so that tests drive them without a browser -- by setting ``.value``
+and calling ``.click()`` -- and a learner can read what a button really does.
+
+Callbacks of buttons and sliders run in the kernel's main thread, one at a time,
+so they may update the widgets directly.  Nothing here writes to an Output widget
+from another thread; where text is added to one, ``Output.append_stdout`` is used,
+which works from any thread and needs no ``with out:`` block.
+"""
+
+import codecs
+import socket
+
+import ipywidgets as widgets
+
+from . import registry
+from .servers import TCPEchoServer
+
+__all__ = ["ChatConsole", "chat", "chunks_received", "describe_chunks", "RecvExplorer"]
+
+REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
+REPLY_QUIET = 0.2  # then: the reply is complete when nothing more comes for this long
+
+
+def _replace_text(output, text):
+    """Show ``text`` in an Output widget instead of what it showed before."""
+    output.outputs = ()
+    output.append_stdout(text if text.endswith("\n") else text + "\n")
+
+
+def read_reply(sock, first_timeout=REPLY_TIMEOUT, quiet=REPLY_QUIET):
+    """Read a reply of unknown length: wait for the first bytes, then for a pause.
+
+    A stream has no message boundaries (lesson 09), so a console that talks to any
+    server can only guess where a reply ends.  It takes what arrives until the
+    server has been quiet for ``quiet`` seconds.  Returns b"" if the server
+    closed, None if nothing came at all.
+    """
+    sock.settimeout(first_timeout)
+    try:
+        reply = sock.recv(65536)
+    except socket.timeout:
+        return None
+    sock.settimeout(quiet)
+    while reply:
+        try:
+            more = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not more:
+            break
+        reply += more
+    return reply
+
+
+class ChatConsole:
+    """Type a message, send it over a real TCP connection, see the reply.
+
+    Beside the conversation it shows the server's event log, so the learner sees
+    both ends at once: what the client sent, and what the server's recv() got.
+    Without a ``server`` it starts a TCPEchoServer of its own (and stops it again
+    in stop()).  The console is registered with socklab, so stop_all() closes it.
+    """
+
+    def __init__(self, server=None, name="chat"):
+        self.name = name
+        self._own_server = server is None
+        self.server = server if server is not None else TCPEchoServer(name=f"{name}-echo")
+        self.sock = None
+        self.message = widgets.Text(
+            value="hello", placeholder="a message", description="message:"
+        )
+        self.send_button = widgets.Button(description="Send", button_style="primary")
+        self.close_button = widgets.Button(description="Close connection")
+        self.transcript = widgets.Output(layout={"border": "1px solid #ccc", "min_height": "6em"})
+        self.server_log = widgets.Output(layout={"border": "1px solid #ccc", "min_height": "6em"})
+        self.send_button.on_click(lambda _: self.send())
+        self.close_button.on_click(lambda _: self.close())
+        self.widget = widgets.VBox([
+            widgets.HBox([self.message, self.send_button, self.close_button]),
+            widgets.HBox([
+                widgets.VBox([widgets.HTML("<b>client</b>"), self.transcript],
+                             layout={"width": "50%"}),
+                widgets.VBox([widgets.HTML("<b>server events</b>"), self.server_log],
+                             layout={"width": "50%"}),
+            ]),
+        ])
+        registry.register(self)
+
+    def _say(self, line):
+        self.transcript.append_stdout(line + "\n")
+
+    def _show_server_log(self):
+        _replace_text(self.server_log, repr(self.server.events))
+
+    def send(self, text=None):
+        """Send ``text`` (default: what is typed) and return the reply (bytes)."""
+        text = self.message.value if text is None else text
+        if self.sock is None:
+            self.sock = socket.create_connection(self.server.address, timeout=REPLY_TIMEOUT)
+            self._say("(connected)")
+        data = text.encode("utf-8")
+        self.sock.sendall(data)
+        self._say(f"sent     {data!r}")
+        reply = read_reply(self.sock)
+        if reply is None:
+            self._say(f"received nothing within {REPLY_TIMEOUT:g} s")
+        elif reply == b"":
+            self._say("received b'' -- the server closed the connection")
+            self._drop_connection()
+        else:
+            self._say(f"received {reply!r}")
+        self._show_server_log()
+        return reply
+
+    def _drop_connection(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def close(self):
+        """Close the client's connection; the server's log then shows its close."""
+        if self.sock is None:
+            return
+        self._drop_connection()
+        self._say("(closed)")
+        try:
+            self.server.events.wait_for("close", count=len(self.server.events.of_kind("accept")))
+        except TimeoutError:
+            pass  # a server that keeps the connection open: show the log as it is
+        self._show_server_log()
+
+    def stop(self):
+        """Close the connection, and stop the server if the console started it."""
+        self._drop_connection()
+        registry.unregister(self)
+        if self._own_server:
+            self.server.stop()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self):
+        return f"<ChatConsole {self.name!r}>"
+
+
+def chat(server=None):
+    """A ChatConsole to ``server`` (or to an echo server of its own)."""
+    return ChatConsole(server)
+
+
+# -------------------------------------------------------------- recv() explorer
+
+
+def chunks_received(data, bufsize):
+    """Send ``data`` over a real TCP connection on loopback; return the recv(bufsize) pieces.
+
+    The sender sends everything and closes its side; the reader calls
+    recv(bufsize) until it returns b''.  Each recv() returns at most ``bufsize``
+    bytes, whatever the sender's send() calls were.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        with socket.create_connection(listener.getsockname(), timeout=5) as writer:
+            reader, _ = listener.accept()
+            with reader:
+                reader.settimeout(5)
+                writer.sendall(data)
+                writer.shutdown(socket.SHUT_WR)
+                chunks = []
+                while chunk := reader.recv(bufsize):
+                    chunks.append(chunk)
+    return chunks
+
+
+def describe_chunks(chunks):
+    """One line per chunk: its bytes, a naive decode, and an incremental decode.
+
+    Decoding each chunk on its own fails when a multi-byte UTF-8 character is
+    split between two chunks; an incremental decoder keeps the incomplete bytes
+    and finishes the character with the next chunk.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = []
+    for number, chunk in enumerate(chunks, 1):
+        try:
+            naive = repr(chunk.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            naive = f"UnicodeDecodeError ({exc.reason})"
+        text = decoder.decode(chunk)
+        pending = len(decoder.getstate()[0])
+        incremental = repr(text) + (f" + {pending} byte(s) kept" if pending else "")
+        lines.append(f"recv #{number}: {chunk!r}\n"
+                     f"    chunk.decode():        {naive}\n"
+                     f"    incremental decoder:   {incremental}")
+    return "\n".join(lines)
+
+
+class RecvExplorer:
+    """A message and a recv() size in; the pieces the reader gets out."""
+
+    def __init__(self, message="你好, socket!", bufsize=4):
+        self.message = widgets.Text(value=message, description="message:")
+        self.bufsize = widgets.IntSlider(value=bufsize, min=1, max=32, description="recv size:")
+        self.result = widgets.Output(layout={"border": "1px solid #ccc"})
+        self.message.observe(lambda _: self.update(), names="value")
+        self.bufsize.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([self.message, self.bufsize, self.result])
+        self.update()
+
+    def update(self):
+        data = self.message.value.encode("utf-8")
+        chunks = chunks_received(data, self.bufsize.value)
+        header = (f"{len(data)} bytes sent with one sendall(); "
+                  f"read with recv({self.bufsize.value}): {len(chunks)} pieces\n")
+        _replace_text(self.result, header + describe_chunks(chunks))
+        return chunks
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,0 +1,74 @@
+"""Widget logic, driven as a learner would: set .value, call .click(); real sockets."""
+
+import socklab
+from socklab import ui
+
+
+def shown(output):
+    """The text an Output widget shows (what append_stdout put there)."""
+    return "".join(item["text"] for item in output.outputs if item["output_type"] == "stream")
+
+
+def test_chat_console_sends_and_shows_both_ends():
+    console = ui.chat()
+    console.message.value = "hello, server"
+    console.send_button.click()
+    assert "sent     b'hello, server'" in shown(console.transcript)
+    assert "received b'hello, server'" in shown(console.transcript)
+    assert "conn 1   recv 13 bytes" in shown(console.server_log)
+    console.close_button.click()
+    assert "conn 1   recv 0 bytes (peer closed)" in shown(console.server_log)
+    assert "(closed)" in shown(console.transcript)
+    assert socklab.stop_all() == 2  # the console and its own echo server
+
+
+def test_chat_console_with_a_given_server_leaves_it_running():
+    def shout(conn):
+        while data := conn.recv(1024):
+            conn.sendall(data.upper())
+
+    srv = socklab.serve(shout, name="shout")
+    console = ui.ChatConsole(srv)
+    assert console.send("abc") == b"ABC"
+    console.stop()
+    assert srv.alive
+    srv.stop()
+
+
+def test_chat_console_reports_a_server_that_closes():
+    def rude(conn):
+        conn.recv(100)
+
+    srv = socklab.serve(rude, name="rude")
+    console = ui.ChatConsole(srv)
+    assert console.send("hi") == b""
+    assert "the server closed the connection" in shown(console.transcript)
+    assert console.sock is None
+    socklab.stop_all()
+
+
+def test_socket_chunks_follow_the_recv_size():
+    data = "你好, socket!".encode()
+    assert len(data) == 15  # two 3-byte characters and 9 ASCII ones
+    chunks = ui.chunks_received(data, 4)
+    assert chunks == [data[0:4], data[4:8], data[8:12], data[12:15]]
+    assert ui.chunks_received(data, 64) == [data]
+
+
+def test_describe_chunks_shows_a_split_character():
+    text = ui.describe_chunks(ui.chunks_received("你好".encode(), 4))
+    lines = text.splitlines()
+    assert lines[0] == r"recv #1: b'\xe4\xbd\xa0\xe5'"
+    assert "UnicodeDecodeError (unexpected end of data)" in lines[1]
+    assert lines[2].endswith("'你' + 1 byte(s) kept")
+    assert "UnicodeDecodeError (invalid start byte)" in lines[4]
+    assert lines[5].endswith("'好'")
+
+
+def test_recv_explorer_updates_when_the_slider_moves():
+    explorer = ui.RecvExplorer("你好", bufsize=4)
+    assert "read with recv(4): 2 pieces" in shown(explorer.result)
+    explorer.bufsize.value = 1
+    assert "read with recv(1): 6 pieces" in shown(explorer.result)
+    explorer.message.value = "abc"
+    assert "3 bytes sent" in shown(explorer.result)

@@ -18,9 +18,10 @@ compiles the cell with gcc and runs it (see socklab.c and socklab.magic).
 Run ``python -m socklab doctor`` to see what works on this machine.
 """
 
-from . import c, checks, doctor
+from . import c, capture, checks, doctor, trace
 from .events import Event, EventLog
 from .registry import running, stop_all
+from .relay import LossyRelay
 from .servers import (
     Connection,
     TCPEchoServer,
@@ -34,13 +35,16 @@ __all__ = [
     "Connection",
     "Event",
     "EventLog",
+    "LossyRelay",
     "TCPEchoServer",
     "TCPServer",
     "UDPEchoServer",
     "UDPServer",
     "c",
+    "capture",
     "checks",
     "doctor",
+    "trace",
     "running",
     "serve",
     "stop_all",

@@ -186,7 +186,7 @@ class _Server:
             )
         self.handler = handler
         self.name = name if name is not None else registry.unique_name(self.default_name)
-        self.events = EventLog()
+        self.events = self._new_event_log()
         self._errors = []  # exceptions from handlers, raised again by stop()
         self._stopped = False
         self._stop_lock = threading.Lock()
@@ -206,6 +206,9 @@ class _Server:
 
     # -- what subclasses provide ------------------------------------------
     _socktype = None
+
+    def _new_event_log(self):
+        return EventLog()
 
     def _bind_and_listen(self, sockaddr):
         raise NotImplementedError

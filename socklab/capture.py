@@ -1,0 +1,717 @@
+"""Watch the packets a block of code sends over loopback.
+
+    >>> import socket, socklab
+    >>> from socklab.capture import Capture
+    >>> with socklab.TCPEchoServer() as srv, Capture(servers=[srv]) as cap:
+    ...     with socket.create_connection(srv.address, timeout=5) as s:
+    ...         s.sendall(b"hello")
+    ...         s.recv(1024)
+    ...     srv.events.wait_for("close")      # the server has sent its FIN too
+    >>> cap                                   # doctest: +SKIP
+    client > server  SYN                   seq=0
+    server > client  SYN,ACK               seq=0 ack=1
+    client > server  ACK                   seq=1 ack=1
+    client > server  PSH,ACK          5 B  seq=1 ack=1
+    ...
+
+How it is built, and why:
+
+* **An AF_PACKET socket on "lo".**  ``socket(AF_PACKET, SOCK_RAW, ...)`` hands us
+  every frame that crosses an interface, headers included -- what tcpdump and
+  Wireshark read, without needing either.  It is opened with protocol 0 (it then
+  receives nothing) and only bind(("lo", ETH_P_ALL)) starts the flow: opened with
+  ETH_P_ALL straight away, as most C examples do, it would receive the frames of
+  *every* interface for the moment between socket() and bind().  The course
+  watches loopback only.
+
+* **Linux only, and privileged.**  The kernel gives packet sockets only to a
+  process with the CAP_NET_RAW capability (root has it).  Without it the socket
+  cannot be opened and Capture raises CaptureNotPermitted, which says why and what
+  to do.  The lessons then show a capture recorded earlier (load_recorded(),
+  live_or_recorded()).
+
+* **Every frame arrives twice on lo, and one copy is dropped.**  A packet sent to
+  127.0.0.1 goes out of the loopback interface (the packet socket sees it with
+  pkttype PACKET_OUTGOING) and comes straight back in (pkttype PACKET_HOST).  We
+  keep the incoming copy only, as libpcap (tcpdump) does on lo.
+
+* **A background thread reads, the caller's code runs.**  The thread waits in a
+  selector on the packet socket and on one end of a socketpair; stop() writes a
+  byte to the other end.  Before it ends, the thread reads on until no frame has
+  come for 50 ms (1 s at most): the other side's last segments (a server thread's
+  FIN, say) are often sent a moment after the ``with`` block has ended.  The thread
+  never prints; errors are kept and raised again by stop().
+
+* **Filtering happens when you read.**  The thread parses every TCP and UDP
+  segment on lo; ``cap.segments`` keeps those to or from ``cap.ports`` (and
+  ``cap.host``).  A port may therefore be added at any time before reading --
+  handy, as a server's port is known only once it exists.  Give ports in a
+  notebook: Jupyter's own kernel talks over loopback too (its ZeroMQ channels),
+  and those segments would be listed with yours.
+
+* **Text that is the same on every run.**  ``cap.text()`` (and the repr) names the
+  two sides "client" (who sent the first SYN; for UDP, who spoke first) and
+  "server", never by their port, and shows sequence numbers relative to each
+  side's first one, as Wireshark does.  Ports and initial sequence numbers change
+  on every run; stored lesson outputs must not.  The full details stay in each
+  Segment.
+
+The parsing is plain ``struct`` over the bytes of a frame (parse_frame), so you
+can read it alongside the header diagrams: Ethernet, then IPv4 or IPv6, then TCP
+or UDP.
+"""
+
+import datetime
+import importlib.resources
+import json
+import os
+import platform
+import selectors
+import socket
+import struct
+import sys
+import threading
+import time
+import typing
+
+from . import registry
+
+__all__ = [
+    "Segment",
+    "parse_frame",
+    "tcp_flags",
+    "describe",
+    "Capture",
+    "CaptureNotPermitted",
+    "RecordedCapture",
+    "can_capture",
+    "load_recorded",
+    "live_or_recorded",
+    "recording",
+]
+
+# Linux constants the socket module does not name (values from <linux/if_ether.h>,
+# <linux/if_packet.h> and <asm-generic/socket.h>).
+ETH_P_ALL = 0x0003  # "every protocol": IPv4, IPv6, ARP ...
+SOL_PACKET = 263
+PACKET_STATISTICS = 6  # how many frames the kernel delivered and dropped
+SO_TIMESTAMPNS = 35  # the kernel stamps each frame when it arrives (nanoseconds)
+SO_RCVBUFFORCE = 33  # SO_RCVBUF above net.core.rmem_max; needs CAP_NET_ADMIN
+
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+
+SNAPLEN = 256  # bytes kept of each frame: all headers plus PAYLOAD_KEPT (tcpdump -s)
+PAYLOAD_KEPT = 64  # payload bytes kept in a Segment; lengths come from the headers
+RECEIVE_BUFFER = 4 << 20  # 4 MiB: a 64 KiB loopback segment takes 64 KiB of it
+DRAIN_QUIET = 0.05  # seconds without a frame after which the drain stops ...
+DRAIN_LIMIT = 1.0  # ... or after this long in all, whatever comes first
+IDLE_WAKE = 1.0  # the reader's selector returns at least this often
+STOP_TIMEOUT = 5.0  # seconds stop() waits for the reader thread
+MAX_SEGMENTS = 50_000  # segments kept; later ones are counted in `dropped`
+RECORDED_DIR = "data"  # socklab/data/recorded_<name>.json
+
+# TCP flag bits in header order, lowest first; flags are always shown in this order.
+TCP_FLAG_BITS = (
+    ("FIN", 0x01),
+    ("SYN", 0x02),
+    ("RST", 0x04),
+    ("PSH", 0x08),
+    ("ACK", 0x10),
+    ("URG", 0x20),
+    ("ECE", 0x40),
+    ("CWR", 0x80),
+)
+
+
+class Segment(typing.NamedTuple):
+    """One TCP segment or UDP datagram, as seen on the wire.
+
+    time    -- seconds since the capture started
+    proto   -- "tcp" or "udp"
+    src     -- (host, port) that sent it
+    dst     -- (host, port) it was sent to
+    flags   -- TCP flags such as "SYN", "SYN,ACK", "PSH,ACK", "RST"; "" for UDP
+    seq     -- TCP sequence number, as on the wire (None for UDP)
+    ack     -- TCP acknowledgment number, as on the wire (None for UDP)
+    length  -- payload bytes the segment carries (its headers not counted)
+    payload -- the first 64 bytes of that payload
+    window  -- the TCP window field as sent (None for UDP).  After the handshake
+               the receiver multiplies it by 2**scale, the window-scale option the
+               SYNs agreed on: a small number such as 64 is not the real window.
+    """
+
+    time: float
+    proto: str
+    src: tuple
+    dst: tuple
+    flags: str
+    seq: "int | None"
+    ack: "int | None"
+    length: int
+    payload: bytes
+    window: "int | None" = None
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def tcp_flags(bits):
+    """The TCP flag byte as text: 0x12 -> "SYN,ACK", 0x19 -> "FIN,PSH,ACK"."""
+    return ",".join(name for name, bit in TCP_FLAG_BITS if bits & bit)
+
+
+def parse_frame(frame, time=0.0):
+    """The TCP or UDP segment in an Ethernet frame, or None for anything else.
+
+    Loopback frames have Ethernet framing with all-zero MAC addresses.  None is
+    returned for what the course does not look at (ARP, ICMP, IP fragments, IPv6
+    extension headers) and for frames too short to hold their headers.  The frame
+    may be cut short after the headers (see SNAPLEN): payload lengths come from
+    the IP and UDP length fields, not from the size of ``frame``.
+    """
+    if len(frame) < 14:
+        return None
+    (ethertype,) = struct.unpack_from("!H", frame, 12)  # after two 6-byte MACs
+    if ethertype == ETHERTYPE_IPV4:
+        packet = _parse_ipv4(frame, 14)
+    elif ethertype == ETHERTYPE_IPV6:
+        packet = _parse_ipv6(frame, 14)
+    else:
+        return None
+    if packet is None:
+        return None
+    src, dst, proto, start, length = packet
+    if proto == IPPROTO_TCP:
+        return _parse_tcp(frame, start, length, src, dst, time)
+    if proto == IPPROTO_UDP:
+        return _parse_udp(frame, start, length, src, dst, time)
+    return None
+
+
+def _parse_ipv4(frame, start):
+    """(src, dst, protocol, where the payload starts, payload length) or None."""
+    if len(frame) < start + 20:
+        return None
+    version_ihl, total_length, fragment, proto = struct.unpack_from("!BxHxxHxB", frame, start)
+    header_length = (version_ihl & 0x0F) * 4  # IHL counts 32-bit words; options make it > 20
+    if version_ihl >> 4 != 4 or header_length < 20 or len(frame) < start + header_length:
+        return None
+    if fragment & 0x3FFF:  # "more fragments" set or an offset: not a whole packet
+        return None
+    src = socket.inet_ntop(socket.AF_INET, frame[start + 12:start + 16])
+    dst = socket.inet_ntop(socket.AF_INET, frame[start + 16:start + 20])
+    return src, dst, proto, start + header_length, total_length - header_length
+
+
+def _parse_ipv6(frame, start):
+    """(src, dst, next header, where the payload starts, payload length) or None."""
+    if len(frame) < start + 40:
+        return None
+    version, payload_length, next_header = struct.unpack_from("!BxxxHB", frame, start)
+    if version >> 4 != 6:
+        return None
+    src = socket.inet_ntop(socket.AF_INET6, frame[start + 8:start + 24])
+    dst = socket.inet_ntop(socket.AF_INET6, frame[start + 24:start + 40])
+    # Extension headers (hop-by-hop, routing, ...) would come first and have other
+    # next-header values: parse_frame returns None for them.
+    return src, dst, next_header, start + 40, payload_length
+
+
+def _parse_tcp(frame, start, length, src, dst, time):
+    if len(frame) < start + 20:
+        return None
+    sport, dport, seq, ack, offset, bits, window = struct.unpack_from("!HHIIBBH", frame, start)
+    header_length = (offset >> 4) * 4  # the data offset: 20 bytes plus options
+    if header_length < 20 or len(frame) < start + header_length or length < header_length:
+        return None
+    payload_start = start + header_length
+    payload_length = length - header_length
+    payload = bytes(frame[payload_start:payload_start + min(payload_length, PAYLOAD_KEPT)])
+    return Segment(
+        time, "tcp", (src, sport), (dst, dport), tcp_flags(bits),
+        seq, ack, payload_length, payload, window,
+    )
+
+
+def _parse_udp(frame, start, length, src, dst, time):
+    if len(frame) < start + 8:
+        return None
+    sport, dport, udp_length = struct.unpack_from("!HHH", frame, start)
+    if udp_length < 8:
+        return None
+    payload_length = udp_length - 8
+    payload = bytes(frame[start + 8:start + 8 + min(payload_length, PAYLOAD_KEPT)])
+    return Segment(time, "udp", (src, sport), (dst, dport), "", None, None, payload_length, payload)
+
+
+# ---------------------------------------------------------------- stable text
+
+
+def _conversation(segment):
+    """Both directions of one connection (or UDP exchange) share this key."""
+    return segment.proto, frozenset((segment.src, segment.dst))
+
+
+def _is_opening_syn(segment):
+    flags = segment.flags.split(",")
+    return "SYN" in flags and "ACK" not in flags
+
+
+def _clients(segments):
+    """conversation -> the endpoint that started it.
+
+    The client is the side that sent the first SYN.  When the capture began after
+    the handshake (or for UDP), it is the side that spoke first.
+    """
+    spoke_first, sent_syn = {}, {}
+    for segment in segments:
+        key = _conversation(segment)
+        spoke_first.setdefault(key, segment.src)
+        if _is_opening_syn(segment):
+            sent_syn.setdefault(key, segment.src)
+    return {key: sent_syn.get(key, first) for key, first in spoke_first.items()}
+
+
+def _names(segments):
+    """(conversation, endpoint) -> "client" or "server", numbered if there are several.
+
+    Names, not ports: the kernel picks a new client port on every run.
+    """
+    clients = _clients(segments)
+    client_endpoints, server_endpoints = [], []
+    for segment in segments:
+        key = _conversation(segment)
+        for endpoint in (segment.src, segment.dst):
+            found = client_endpoints if endpoint == clients[key] else server_endpoints
+            if endpoint not in found:
+                found.append(endpoint)
+    names = {}
+    for key, client in clients.items():
+        server = next(iter(key[1] - {client}), client)  # a socket may talk to itself
+        names[key, client] = _numbered("client", client, client_endpoints)
+        names[key, server] = _numbered("server", server, server_endpoints)
+    return names
+
+
+def _numbered(role, endpoint, endpoints):
+    if len(endpoints) == 1:
+        return role
+    return f"{role} {endpoints.index(endpoint) + 1}"
+
+
+def _direction(names, segment):
+    key = _conversation(segment)
+    return f"{names[key, segment.src]} > {names[key, segment.dst]}"
+
+
+def _relative_numbers(segments):
+    """For each segment, its (seq, ack) relative to each side's first sequence number.
+
+    Like Wireshark: the SYN has seq=0, the first data byte seq=1.  The ack is None
+    unless the ACK flag is set.  (None, None) for UDP.
+    """
+    first_seq = {}  # (conversation, endpoint) -> its initial sequence number
+    numbers = []
+    for segment in segments:
+        if segment.proto != "tcp":
+            numbers.append((None, None))
+            continue
+        key = _conversation(segment)
+        mine = first_seq.setdefault((key, segment.src), segment.seq)
+        theirs = first_seq.get((key, segment.dst))
+        seq = (segment.seq - mine) % 2**32  # sequence numbers wrap around at 2**32
+        ack = None
+        if "ACK" in segment.flags.split(",") and theirs is not None:
+            ack = (segment.ack - theirs) % 2**32
+        numbers.append((seq, ack))
+    return numbers
+
+
+def describe(segments):
+    """One line of stable text per segment (see the module docstring)."""
+    segments = list(segments)
+    if not segments:
+        return []
+    names = _names(segments)
+    directions = [_direction(names, segment) for segment in segments]
+    width = max(len(direction) for direction in directions)
+    lines = []
+    for direction, segment, (seq, ack) in zip(directions, segments, _relative_numbers(segments)):
+        flags = segment.flags if segment.proto == "tcp" else "UDP"
+        size = f"{segment.length} B" if segment.length else ""
+        numbers = "" if seq is None else f"seq={seq}" + ("" if ack is None else f" ack={ack}")
+        lines.append(f"{direction:<{width}}  {flags:<11} {size:>7}  {numbers}".rstrip())
+    return lines
+
+
+class _Segments:
+    """What a live and a recorded capture share: a list of Segments and its text."""
+
+    segments = ()
+
+    def flags_sequence(self):
+        """[(direction, flags), ...], e.g. ("client > server", "SYN") first."""
+        segments = self.segments
+        names = _names(segments)
+        return [(_direction(names, segment), segment.flags) for segment in segments]
+
+    def _notes(self):
+        return [], []  # lines before and after the segments
+
+    def text(self):
+        """The segments, one line each, the same on every run (no ports, relative seq)."""
+        before, after = self._notes()
+        lines = describe(self.segments) or ["(no packets captured)"]
+        return "\n".join(before + lines + after)
+
+    def __repr__(self):
+        return self.text()
+
+    def __len__(self):
+        return len(self.segments)
+
+    def __iter__(self):
+        return iter(self.segments)
+
+    def __getitem__(self, index):
+        return self.segments[index]
+
+
+# ---------------------------------------------------------------- privilege
+
+
+class CaptureNotPermitted(RuntimeError):
+    """This process may not open an AF_PACKET socket (or this is not Linux).
+
+    The message says why and what to do.  In IPython it is shown without a
+    traceback: the learner did nothing wrong.
+    """
+
+    def _render_traceback_(self):
+        return [f"CaptureNotPermitted: {line}" if number == 0 else line
+                for number, line in enumerate(str(self).splitlines())]
+
+
+def _not_permitted_message(system=None, euid=None):
+    """Why capturing is impossible here, what to do, and what the lessons do instead."""
+    system = system or platform.system()
+    if system != "Linux":
+        return (
+            f"packet capture needs an AF_PACKET socket, which exists only on Linux; "
+            f"this is {system}.\n"
+            "Run the lab on Linux (a virtual machine or a container will do) to watch "
+            "packets live.\n"
+            "Until then the lessons show a recorded capture instead "
+            "(socklab.capture.load_recorded())."
+        )
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        why = ("you are root, but this process has no CAP_NET_RAW (a container started "
+               "without it, e.g. docker run --cap-drop=NET_RAW)")
+        what = ("  - start the container with the capability: docker run --cap-add=NET_RAW ...")
+    else:
+        why = f"you are not root (uid {euid}) and this Python has no CAP_NET_RAW"
+        what = (
+            "  - run the lab as root, or\n"
+            "  - give this Python binary the capability:\n"
+            f"      sudo setcap cap_net_raw+ep {os.path.realpath(sys.executable)}\n"
+            "    (then every user of that binary can watch all traffic: not on a shared machine)"
+        )
+    return (
+        "packet capture needs an AF_PACKET socket, which Linux opens only for a process "
+        "with the CAP_NET_RAW capability.\n"
+        f"Here {why}.\n"
+        f"To watch packets live, on a private machine only:\n{what}\n"
+        "Until then the lessons show a recorded capture instead "
+        "(socklab.capture.load_recorded())."
+    )
+
+
+def _open_packet_socket():
+    """An AF_PACKET socket on lo, or CaptureNotPermitted saying why not."""
+    if not hasattr(socket, "AF_PACKET"):
+        raise CaptureNotPermitted(_not_permitted_message())
+    try:
+        # Protocol 0: the socket receives nothing until bind() names lo.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError as exc:
+        raise CaptureNotPermitted(_not_permitted_message()) from exc
+    try:
+        sock.bind(("lo", ETH_P_ALL))  # Python converts the protocol to network order
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def can_capture():
+    """True if this process may capture loopback packets (tries, then closes)."""
+    try:
+        _open_packet_socket().close()
+    except CaptureNotPermitted:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- live capture
+
+
+def _kernel_time(ancillary):
+    """The arrival time the kernel stamped on a frame (SO_TIMESTAMPNS), or None."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack_from("@ll", data)  # a struct timespec
+            return seconds + nanoseconds / 1e9
+    return None
+
+
+class Capture(_Segments):
+    """Capture TCP and UDP segments on loopback while a block of code runs.
+
+    ``ports``   -- keep segments to or from these ports (a set; add more with
+                   ``cap.ports.add(srv.port)``); empty or None keeps every port
+    ``host``    -- keep segments to or from this address ("127.0.0.1", "::1");
+                   None (the default) keeps every loopback address
+    ``servers`` -- servers (or anything with ``.address``) whose ports to add
+
+    Capturing starts when the constructor returns; ``with`` (or stop()) ends it.
+    Raises CaptureNotPermitted where packets cannot be captured.
+    """
+
+    live = True
+
+    def __init__(self, ports=None, host=None, *, servers=()):
+        if isinstance(ports, int):
+            ports = [ports]
+        self.ports = set(ports or ())
+        self.ports.update(server.address[1] for server in servers)
+        self.host = host
+        self.name = registry.unique_name("capture")
+        self._found = []  # every TCP/UDP segment on lo; filtered when read
+        self._missed = 0  # segments not kept once _found had MAX_SEGMENTS
+        self._kernel_drops = 0  # frames the kernel dropped: our queue was full
+        self._errors = []  # exceptions in the reader thread, raised by stop()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._stop_lock = threading.Lock()
+        self._started = time.time()  # kernel timestamps use the same clock
+        self._sock = _open_packet_socket()
+        try:
+            self._prepare(self._sock)
+            self._wake_reader, self._wake_writer = socket.socketpair()
+        except BaseException:
+            self._sock.close()
+            raise
+        registry.register(self)
+        self._thread = threading.Thread(
+            target=self._read_until_stopped, name=f"socklab {self.name}", daemon=True
+        )
+        self._thread.start()
+
+    @staticmethod
+    def _prepare(sock):
+        sock.setblocking(False)  # read only when the selector says so; never block
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        # A queue too small drops frames during a bulk transfer; lift the limit
+        # (net.core.rmem_max) when we may, ask within it otherwise.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+    # -- the reader thread ---------------------------------------------------
+    def _read_until_stopped(self):
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._sock, selectors.EVENT_READ)
+                selector.register(self._wake_reader, selectors.EVENT_READ)
+                while True:
+                    ready = [key.fileobj for key, _ in selector.select(IDLE_WAKE)]
+                    if self._wake_reader in ready:
+                        break
+                    if ready:
+                        self._read_frame()
+                selector.unregister(self._wake_reader)
+                self._drain(selector)
+        except Exception as exc:
+            self._errors.append(exc)
+
+    def _drain(self, selector):
+        """Read what is still coming: until 50 ms pass without a frame, 1 s at most."""
+        deadline = time.monotonic() + DRAIN_LIMIT
+        while time.monotonic() < deadline and selector.select(DRAIN_QUIET):
+            self._read_frame()
+
+    def _read_frame(self):
+        try:
+            frame, ancillary, _, address = self._sock.recvmsg(
+                SNAPLEN, socket.CMSG_SPACE(struct.calcsize("@ll"))
+            )
+        except BlockingIOError:
+            return
+        # address is (interface, protocol, pkttype, hatype, MAC).  On lo each
+        # frame comes once as PACKET_OUTGOING and once more as PACKET_HOST.
+        if address[2] == socket.PACKET_OUTGOING:
+            return
+        arrived = _kernel_time(ancillary) or time.time()
+        segment = parse_frame(frame, round(arrived - self._started, 6))
+        if segment is None:
+            return
+        with self._lock:
+            if len(self._found) < MAX_SEGMENTS:
+                self._found.append(segment)
+            else:
+                self._missed += 1
+
+    # -- what the caller sees ------------------------------------------------
+    def _wanted(self, segment):
+        ports_match = not self.ports or bool({segment.src[1], segment.dst[1]} & self.ports)
+        host_match = self.host is None or self.host in (segment.src[0], segment.dst[0])
+        return ports_match and host_match
+
+    @property
+    def segments(self):
+        """The segments captured so far that match ports and host, oldest first."""
+        with self._lock:
+            found = list(self._found)
+        return [segment for segment in found if self._wanted(segment)]
+
+    @property
+    def dropped(self):
+        """Frames lost because the capture could not keep up (0 when all is well)."""
+        return self._kernel_drops + self._missed
+
+    @property
+    def alive(self):
+        return not self._stopped
+
+    def _notes(self):
+        if not self.dropped:
+            return [], []
+        return [], [f"({self.dropped} frames were lost: the capture could not keep up, "
+                    "so segments may be missing)"]
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """Stop capturing: drain, join the thread, close the sockets.
+
+        Safe to call more than once.  Raises RuntimeError if the thread is still
+        alive after ``timeout`` seconds, and raises again an error the thread hit.
+        """
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._wake_writer.send(b"x")
+        self._thread.join(timeout)
+        stuck = self._thread.is_alive()
+        if not stuck:  # reading the counters resets them; the thread is done with them
+            self._kernel_drops = self._read_kernel_drops()
+        for sock in (self._sock, self._wake_reader, self._wake_writer):
+            sock.close()
+        registry.unregister(self)
+        if stuck:
+            raise RuntimeError(f"{self.name}: reader thread still running {timeout:g} s after stop()")
+        if self._errors:
+            raise self._errors[0]
+
+    def _read_kernel_drops(self):
+        try:
+            _, drops = struct.unpack("II", self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        except OSError:
+            return 0
+        return drops
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+# ---------------------------------------------------------------- recorded
+
+
+class RecordedCapture(_Segments):
+    """A capture made earlier (by tools/record_capture.py), shown where live is impossible.
+
+    It has the segments and text of a live Capture; its text begins by saying
+    when and where it was recorded.
+    """
+
+    live = False
+
+    def __init__(self, segments, recorded_on, system):
+        self.segments = list(segments)
+        self.recorded_on = recorded_on  # "YYYY-MM-DD"
+        self.system = system  # e.g. "Linux 6.8.0-45-generic"
+
+    def _notes(self):
+        return [f"(recorded on {self.recorded_on} on {self.system}; not captured live)"], []
+
+
+def recording(segments, description=""):
+    """A JSON-ready dict of segments, in the form load_recorded() reads."""
+
+    def endpoint(address):
+        return [address[0], address[1]]
+
+    return {
+        "description": description,
+        "recorded_on": datetime.date.today().isoformat(),
+        "system": f"{platform.system()} {platform.release()}",
+        "segments": [
+            {
+                **segment._asdict(),
+                "src": endpoint(segment.src),
+                "dst": endpoint(segment.dst),
+                # latin-1 maps each byte to one character: readable, and reversible
+                "payload": segment.payload.decode("latin-1"),
+            }
+            for segment in segments
+        ],
+    }
+
+
+def _segment_from_json(fields):
+    fields = dict(fields)
+    fields["src"] = tuple(fields["src"])
+    fields["dst"] = tuple(fields["dst"])
+    fields["payload"] = fields["payload"].encode("latin-1")
+    return Segment(**fields)
+
+
+def load_recorded(name="handshake"):
+    """The capture recorded as socklab/data/recorded_<name>.json.
+
+    "handshake": a TCPEchoServer and a client on 127.0.0.1 -- connect, send
+    "hello", read the echo, close.
+    """
+    data_dir = importlib.resources.files("socklab") / RECORDED_DIR
+    source = data_dir / f"recorded_{name}.json"
+    if not source.is_file():
+        known = sorted(entry.name[len("recorded_"):-len(".json")] for entry in data_dir.iterdir()
+                       if entry.name.startswith("recorded_") and entry.name.endswith(".json"))
+        raise ValueError(f"no recorded capture named {name!r}; there are: {', '.join(known)}")
+    data = json.loads(source.read_text(encoding="utf-8"))
+    segments = [_segment_from_json(fields) for fields in data["segments"]]
+    return RecordedCapture(segments, data["recorded_on"], data["system"])
+
+
+def live_or_recorded(exchange, recorded="handshake", **capture_options):
+    """Run ``exchange(cap)`` under a live Capture; where that is impossible, show a recording.
+
+    ``exchange`` is a function that makes the traffic, given the Capture so that it
+    can add its server's port: ``cap.ports.add(srv.port)``.  ``capture_options``
+    go to Capture.  Returns the Capture, or -- when this process may not capture
+    -- the recorded capture ``recorded`` *without running exchange*, since its
+    packets could not be seen anyway.  Either way, ``.live`` says which it is and
+    the text says so for a recording.
+    """
+    if not can_capture():
+        return load_recorded(recorded)
+    with Capture(**capture_options) as cap:
+        exchange(cap)
+    return cap

@@ -1,0 +1,181 @@
+"""A real browser runs a lesson in a real JupyterLab, as a learner would.
+
+The test starts JupyterLab (this environment's) on 127.0.0.1, port 0, with a token
+of its own, on a *copy* of the lessons in a temporary folder -- JupyterLab saves
+notebooks by itself, and the stored outputs in the repository must come only from
+`make execute`.  Headless Chromium (Debian's, driven by Playwright's Python
+package; never a browser download) opens lesson 00, runs all cells, and checks:
+every cell ran, the only errors are in cells tagged raises-exception, the chat
+console's widgets rendered and a message sent through them comes back.
+"""
+
+import os
+import pathlib
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LESSON = "00-start-here.ipynb"
+# Without these flags Chromium keeps trying to reach Google's servers.
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright's Python package is not installed"
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A running JupyterLab on a copy of the English lessons; yields its base URL."""
+    home = tmp_path_factory.mktemp("lab")
+    lessons = home / "notebooks"
+    shutil.copytree(ROOT / "notebooks" / "en", lessons)
+    token = secrets.token_hex(16)
+    env = {
+        **os.environ,
+        # Settings, runtime files and workspaces of this test stay in its folder.
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+    }
+    # Render every cell, not only those in view, so the test can see them all.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lessons}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    log = open(home / "lab.log", "w+")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              start_new_session=True)
+    try:
+        yield f"{_wait_for_url(log, server)}", token, home
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait(10)
+        log.close()
+
+
+def _wait_for_url(log, server, limit=60):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        log.seek(0)
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/lab", log.read())
+        if match:
+            return f"http://127.0.0.1:{match[1]}"
+        if server.poll() is not None:
+            break
+        time.sleep(0.2)
+    log.seek(0)
+    pytest.fail(f"JupyterLab did not start:\n{log.read()[-3000:]}")
+
+
+def _wait_until_all_cells_ran(page, limit=180):
+    """No prompt is empty ([ ]:) or busy ([*]:), and the last cell has its output.
+
+    Run All stops at the first error in a cell not tagged raises-exception, so
+    the last cell's output shows that every cell before it ran.  (Cells whose
+    code is collapsed, like the solutions, show no prompt.)
+    """
+    deadline = time.monotonic() + limit
+    prompts = []
+    while time.monotonic() < deadline:
+        prompts = page.eval_on_selector_all(
+            ".jp-CodeCell .jp-InputArea-prompt", "nodes => nodes.map(n => n.textContent.trim())"
+        )
+        last_output = page.locator(".jp-CodeCell").last.locator(".jp-OutputArea-output")
+        settled = prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
+        if settled and last_output.count():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"not every cell ran within {limit} s; prompts: {prompts}")
+
+
+def _menu(page, menu, item, select=None):
+    """Select a cell (by clicking its prompt), then click menu > item."""
+    if select is not None:
+        select.locator(".jp-InputPrompt").click()
+    page.click(f".lm-MenuBar-itemLabel:text-is('{menu}')")
+    page.click(f".lm-Menu-itemLabel:text-is('{item}')")
+
+
+def _use_chat_console(page, chat_cell):
+    """Wait for the cells above to finish, run the console's cell, send a message."""
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-InputArea-prompt')]"
+        ".some(n => n.textContent.includes('*'))", timeout=120_000,
+    )
+    chat_cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Control+Enter")  # run this cell, stay on it
+    console = chat_cell.locator(".widget-vbox:has(button:text-is('Send'))")
+    console.wait_for(timeout=30_000)
+    console.locator("input[type='text']").fill("from the browser")
+    console.locator("button:text-is('Send')").click()
+    # The lesson's console talks to its `reverse` server.
+    chat_cell.locator("text=received b'resworb eht morf'").wait_for(timeout=20_000)
+
+
+def test_lesson_00_runs_in_a_real_browser(lab):
+    url, token, home = lab
+    nb = nbformat.read(ROOT / "notebooks" / "en" / LESSON, as_version=4)
+    expected_errors = sum(
+        "raises-exception" in cell.metadata.get("tags", []) for cell in nb.cells
+    )
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/lab/tree/{LESSON}?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
+            # Clear the stored outputs first: a fresh run gives the same prompt
+            # numbers, so only cleared prompts show that the cells really ran.
+            page.wait_for_selector(".jp-InputArea-prompt:text-is('[1]:')")  # stored outputs shown
+            page.click(".lm-MenuBar-itemLabel:text-is('Edit')")
+            page.click(".lm-Menu-itemLabel:text-is('Clear Outputs of All Cells')")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+                ".every(n => n.textContent.trim() === '[ ]:')"
+            )
+            # Run the lesson up to its chat console, use the console, then run the
+            # rest: the lesson's last cell stops every server, the console's too.
+            chat_cell = page.locator(".jp-CodeCell:has-text('socklab.ui.chat(rev)')")
+            _menu(page, "Run", "Run All Above Selected Cell", select=chat_cell)
+            _use_chat_console(page, chat_cell)
+            next_cell = page.locator(".jp-CodeCell:has-text('socklab.running()')").first
+            _menu(page, "Run", "Run Selected Cell and All Below", select=next_cell)
+            _wait_until_all_cells_ran(page)
+
+            errors = page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            )
+            error_texts = errors.all_inner_texts()
+            assert len(error_texts) == expected_errors, error_texts
+            assert "received b'resworb eht morf'" in chat_cell.inner_text()
+            page.screenshot(path=str(home / "lesson-00.png"))
+        finally:
+            browser.close()

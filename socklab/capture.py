@@ -573,6 +573,11 @@ class Capture(_Segments):
         return ports_match and host_match
 
     @property
+    def started(self):
+        """Wall-clock time (time.time()) of the capture's time 0."""
+        return self._started
+
+    @property
     def segments(self):
         """The segments captured so far that match ports and host, oldest first."""
         with self._lock:

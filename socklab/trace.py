@@ -125,6 +125,12 @@ class Syscall(typing.NamedTuple):
     errno: typing.Optional[str] = None  # "ECONNREFUSED"
     errno_text: typing.Optional[str] = None  # "Connection refused"
     kind: str = "syscall"  # "syscall" | "signal" | "exit"
+    duration: typing.Optional[float] = None  # seconds inside the call (strace -T)
+
+    @property
+    def end(self):
+        """When the call returned (seconds, same clock as ``time``)."""
+        return self.time + (self.duration or 0.0)
 
     @property
     def brief(self):
@@ -153,12 +159,18 @@ UNFINISHED = " <unfinished ...>"
 RESUMED = re.compile(r"^<\.\.\. (?P<call>\w+) resumed>(?P<rest>.*)$")
 
 
+DURATION = re.compile(r"\s+<(\d+\.\d+)>$")  # -T: " <0.000012>" ends a call's line
+
+
 def _record(pid, time, rest):
     """The Syscall in the text after the pid and time, or None if there is none."""
+    duration = None
+    if found := DURATION.search(rest):
+        duration, rest = float(found[1]), rest[: found.start()]
     if match := CALL.match(rest):
         result = None if match["result"] == "?" else int(match["result"], 0)
         return Syscall(pid, time, match["call"], match["args"], result,
-                       match["errno"], match["errno_text"])
+                       match["errno"], match["errno_text"], duration=duration)
     if match := SIGNAL.match(rest):
         return Syscall(pid, time, match["name"], match["info"], None, kind="signal")
     if match := EXIT.match(rest):
@@ -232,16 +244,21 @@ class Trace(collections.abc.Sequence):
     ``stdout`` and ``stderr`` tell what ran, how it ended and what it printed.
     """
 
-    def __init__(self, records, *, executable=None, returncode=None, stdout="", stderr=""):
+    def __init__(self, records, *, executable=None, returncode=None, stdout="", stderr="",
+                 epoch=None):
         self.records = list(records)
         self.executable = executable
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
+        # Wall-clock time (time.time()) of the trace's time 0, or None: lets a
+        # diagram put these calls and a packet capture on one clock.
+        self.epoch = epoch
 
-    def _like(self, records):
+    def _like(self, records, epoch=None):
         return Trace(records, executable=self.executable, returncode=self.returncode,
-                     stdout=self.stdout, stderr=self.stderr)
+                     stdout=self.stdout, stderr=self.stderr,
+                     epoch=self.epoch if epoch is None else epoch)
 
     def __getitem__(self, index):
         return self._like(self.records[index]) if isinstance(index, slice) else self.records[index]
@@ -264,8 +281,9 @@ class Trace(collections.abc.Sequence):
         """
         for index, record in enumerate(self.records):
             if record.kind == "syscall" and record.call in ("socket", "socketpair"):
-                return self._like(later._replace(time=round(later.time - record.time, 6))
-                                  for later in self.records[index:])
+                epoch = None if self.epoch is None else self.epoch + record.time
+                return self._like((later._replace(time=round(later.time - record.time, 6))
+                                   for later in self.records[index:]), epoch)
         return self._like([])
 
     def by_pid(self):
@@ -315,7 +333,8 @@ def _strace_command(argv, calls, output):
     # execve too, to record what really ran.  "?name": no error for a call this
     # machine does not have (x86-64 has no send(); libc's send() makes sendto()).
     wanted = ",".join(f"?{call}" for call in ("execve", *calls))
-    return [strace, "-f", "-q", "-ttt", "-s", "64", "-e", f"trace={wanted}",
+    # -ttt: wall-clock times, the clock of packet captures; -T: time in each call.
+    return [strace, "-f", "-q", "-ttt", "-T", "-s", "64", "-e", f"trace={wanted}",
             "-o", output, "--", *map(str, argv)]
 
 
@@ -357,12 +376,15 @@ def trace_program(argv, *, timeout=TIMEOUT, calls=NETWORK_CALLS, cwd=None,
         returncode, stdout, stderr = _run_strace(command, cwd, timeout)
         check_strace_errors(stderr)
         with open(output, errors="replace") as file:
-            records = parse(file.read())
+            text = file.read()
+        records = parse(text)
+        first_time = re.search(r"^(?:\[pid\s+)?(?:\d+\]?\s+)?(\d+\.\d+)\s", text, re.MULTILINE)
     started = [r for r in records if r.call == "execve" and r.result == 0]
     if not started:
         raise RuntimeError(f"strace could not start {argv[0]}:\n{stderr.strip()}")
     trace = Trace(_sockets_only_closes(records), returncode=returncode, stdout=stdout,
-                  stderr=stderr, executable=re.match(r'"(.*?)"', started[0].args)[1])
+                  stderr=stderr, executable=re.match(r'"(.*?)"', started[0].args)[1],
+                  epoch=float(first_time[1]) if first_time else None)
     if from_first_socket:
         trace = trace.from_first_socket()
     if check and returncode != 0:

@@ -1,0 +1,78 @@
+"""Diagrams: the rows and states they are drawn from, then the figures themselves."""
+
+import shutil
+
+import pytest
+
+from socklab import capture, viz
+
+ECHO = """
+import socket, threading
+server = socket.create_server(("127.0.0.1", 0))
+def serve():
+    conn, _ = server.accept()
+    with conn:
+        conn.sendall(conn.recv(1024))
+threading.Thread(target=serve).start()
+with socket.create_connection(server.getsockname()) as client:
+    client.sendall(b"hello")
+    client.recv(1024)
+"""
+
+needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+needs_root = pytest.mark.skipif(
+    not capture.can_capture(), reason="capturing packets needs root or CAP_NET_RAW"
+)
+
+
+def test_tcp_states_of_the_recorded_handshake():
+    states = viz.tcp_states(capture.load_recorded())
+    assert [state for _, state in states["client"]] == [
+        "CLOSED", "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "TIME-WAIT"]
+    assert [state for _, state in states["server"]] == [
+        "LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"]
+
+
+def test_state_machine_steps():
+    step = viz._next_state
+    assert step("FIN-WAIT-1", False, {"FIN", "ACK"}, acks_our_fin=False) == "CLOSING"
+    assert step("CLOSING", False, {"ACK"}, acks_our_fin=True) == "TIME-WAIT"
+    assert step("FIN-WAIT-1", False, {"ACK"}, acks_our_fin=False) == "FIN-WAIT-1"  # data ACK
+    assert step("FIN-WAIT-1", False, {"ACK"}, acks_our_fin=True) == "FIN-WAIT-2"
+    assert step("ESTABLISHED", True, {"RST", "ACK"}, acks_our_fin=False) == "CLOSED"
+
+
+@needs_strace
+@needs_root
+def test_sequence_rows_put_calls_and_segments_on_one_timeline():
+    trace, cap = viz.watch(ECHO)
+    rows = viz.sequence_rows(trace, cap)
+    calls = [(row.lane, row.label) for row in rows if row.kind == "call"]
+    segments = [(row.lane, row.label) for row in rows if row.kind == "segment"]
+    assert ("client", "connect() = 0") in calls
+    assert ("server", "accept4() = 4") in calls
+    assert ("server", "listen() = 0") in calls
+    assert segments[:3] == [("client", "SYN"), ("server", "SYN,ACK"), ("client", "ACK")]
+    assert ("client", "PSH,ACK 5 B") in segments and ("server", "PSH,ACK 5 B") in segments
+    labels = [row.label for row in rows]
+    # connect() returns only after the SYN went out and the SYN-ACK came back.
+    assert labels.index("SYN") < labels.index("SYN,ACK") < labels.index("connect() = 0")
+    # The server's recv() returns after the client's data crossed the wire.
+    assert labels.index("PSH,ACK 5 B") < labels.index("recvfrom() = 5 B")
+    figure = viz.sequence_diagram(trace, cap, title="echo")
+    texts = {text.get_text() for text in figure.axes[0].texts}
+    assert {"client", "server", "SYN", "connect() = 0"} <= texts
+
+
+@needs_strace
+def test_a_recorded_capture_is_not_mixed_into_a_live_trace():
+    trace, _ = viz.watch(ECHO)
+    rows = viz.sequence_rows(trace, capture.load_recorded())
+    assert {row.kind for row in rows} == {"call"}
+
+
+def test_state_chart_labels_each_segment():
+    figure = viz.state_chart(capture.load_recorded())
+    ticks = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert ticks[:3] == ["c→s SYN", "s→c SYN,ACK", "c→s ACK"]
+    assert len(ticks) == 10

@@ -18,7 +18,10 @@ import ipywidgets as widgets
 from . import registry
 from .servers import TCPEchoServer
 
-__all__ = ["ChatConsole", "chat", "chunks_received", "describe_chunks", "RecvExplorer"]
+__all__ = [
+    "ChatConsole", "chat", "chunks_received", "describe_chunks", "RecvExplorer",
+    "udp_experiment", "describe_replies", "UDPExplorer",
+]
 
 REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
 REPLY_QUIET = 0.2  # then: the reply is complete when nothing more comes for this long
@@ -216,6 +219,84 @@ class RecvExplorer:
                   f"read with recv({self.bufsize.value}): {len(chunks)} pieces\n")
         _replace_text(self.result, header + describe_chunks(chunks))
         return chunks
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+# -------------------------------------------------------------- UDP explorer
+
+
+def _copies(fates):
+    """How many datagrams a flow delivers, given each one's fate."""
+    return sum({"drop": 0, "duplicate": 2}.get(fate, 1) for fate in fates)
+
+
+def udp_experiment(count=20, loss=0.2, duplicate=0.05, reorder=0.1, seed=1):
+    """Send ``count`` numbered datagrams through a LossyRelay to an echo server.
+
+    Returns the numbers of the replies in the order they arrived.  The relay
+    decides every datagram's fate (both ways) from ``seed``, so the same settings
+    give the same answer every time.  Rather than waiting for a guessed time, it
+    counts: after the requests, the relay's fates say how many reach the server;
+    the server answers each; the fates of the replies say how many come back.
+    """
+    from .relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, LossyRelay
+    from .servers import UDPEchoServer
+
+    with UDPEchoServer(name="udp-explorer-echo") as server, \
+            LossyRelay(server.address, loss=loss, duplicate=duplicate, reorder=reorder,
+                       delay=(0.0, 0.002), seed=seed, name="udp-explorer-relay") as relay, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(REPLY_TIMEOUT)
+        for number in range(1, count + 1):
+            client.sendto(b"%d" % number, relay.address)
+        relay.wait_for_datagrams(count, CLIENT_TO_SERVER)
+        at_server = _copies(relay.fates(CLIENT_TO_SERVER))
+        relay.wait_for_datagrams(at_server, SERVER_TO_CLIENT)
+        back = _copies(relay.fates(SERVER_TO_CLIENT))
+        return [int(client.recvfrom(100)[0]) for _ in range(back)]
+
+
+def describe_replies(count, replies):
+    """What happened to datagrams 1..count, told from the replies that came back."""
+    lost = [n for n in range(1, count + 1) if n not in replies]
+    twice = sorted({n for n in replies if replies.count(n) > 1})
+    late = [n for i, n in enumerate(replies) if any(m > n for m in replies[:i])]
+    return "\n".join([
+        f"sent     {' '.join(map(str, range(1, count + 1)))}",
+        f"received {' '.join(map(str, replies))}",
+        f"lost: {lost or 'none'}   twice: {twice or 'none'}   out of order: {late or 'none'}",
+    ])
+
+
+class UDPExplorer:
+    """Sliders for a bad network; a button that sends datagrams through it."""
+
+    def __init__(self, count=20, loss=0.2, duplicate=0.05, reorder=0.1, seed=1):
+        slider = {"min": 0.0, "max": 0.5, "step": 0.05, "readout_format": ".2f"}
+        self.count = widgets.IntSlider(value=count, min=1, max=50, description="datagrams:")
+        self.loss = widgets.FloatSlider(value=loss, description="loss:", **slider)
+        self.duplicate = widgets.FloatSlider(value=duplicate, description="duplicate:", **slider)
+        self.reorder = widgets.FloatSlider(value=reorder, description="reorder:", **slider)
+        self.seed = widgets.IntText(value=seed, description="seed:")
+        self.send_button = widgets.Button(description="Send", button_style="primary")
+        self.result = widgets.Output(layout={"border": "1px solid #ccc", "min_height": "4em"})
+        self.send_button.on_click(lambda _: self.run())
+        self.widget = widgets.VBox([
+            widgets.HBox([self.count, self.seed]),
+            widgets.HBox([self.loss, self.duplicate, self.reorder]),
+            self.send_button, self.result,
+        ])
+
+    def run(self):
+        if self.loss.value + self.duplicate.value + self.reorder.value > 1:
+            _replace_text(self.result, "loss + duplicate + reorder may not exceed 1")
+            return None
+        replies = udp_experiment(self.count.value, self.loss.value, self.duplicate.value,
+                                 self.reorder.value, self.seed.value)
+        _replace_text(self.result, describe_replies(self.count.value, replies))
+        return replies
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -72,3 +72,32 @@ def test_recv_explorer_updates_when_the_slider_moves():
     assert "read with recv(1): 6 pieces" in shown(explorer.result)
     explorer.message.value = "abc"
     assert "3 bytes sent" in shown(explorer.result)
+
+
+def test_udp_experiment_is_the_same_for_the_same_seed():
+    first = ui.udp_experiment(30, loss=0.2, duplicate=0.1, reorder=0.1, seed=7)
+    again = ui.udp_experiment(30, loss=0.2, duplicate=0.1, reorder=0.1, seed=7)
+    assert first == again
+    assert ui.udp_experiment(30, loss=0.2, duplicate=0.1, reorder=0.1, seed=8) != first
+    assert set(first) <= set(range(1, 31))
+    assert socklab.running() == []
+
+
+def test_udp_experiment_without_impairments_returns_everything_in_order():
+    assert ui.udp_experiment(25, loss=0, duplicate=0, reorder=0) == list(range(1, 26))
+
+
+def test_describe_replies_names_lost_duplicated_and_late():
+    text = ui.describe_replies(5, [1, 3, 2, 2, 5])
+    assert text.splitlines()[2] == "lost: [4]   twice: [2]   out of order: [2, 2]"
+
+
+def test_udp_explorer_button():
+    explorer = ui.UDPExplorer(count=10, loss=0.0, duplicate=0.0, reorder=0.0)
+    explorer.send_button.click()
+    assert "received 1 2 3 4 5 6 7 8 9 10" in shown(explorer.result)
+    explorer.loss.value = 0.5
+    explorer.duplicate.value = 0.5
+    explorer.reorder.value = 0.5
+    explorer.send_button.click()
+    assert "may not exceed 1" in shown(explorer.result)

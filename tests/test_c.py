@@ -323,3 +323,35 @@ def test_magic_background_server_answers_python(shell, programs):
 def test_magic_compile_error_raises_with_gccs_text(shell):
     with pytest.raises(c.CompileError, match=r"bad\.c:1:"):
         shell.run_cell_magic("c", "bad --compile-only", "int main(void) { return x; }\n")
+
+
+def test_interrupting_a_foreground_program_leaves_no_orphan(tmp_path):
+    """Kernel > Interrupt sends SIGINT to the kernel: run() must end its program."""
+    script = textwrap.dedent(
+        """
+        import socklab.c as c
+        c.compile("#include <unistd.h>\\nint main(void) { pause(); return 0; }\\n", "waiter")
+        try:
+            c.run("waiter", timeout=60)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    waiter = None
+    while waiter is None and time.monotonic() < deadline:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit() and alive(pid):
+                try:
+                    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+                except OSError:
+                    continue
+                if "(waiter)" in stat and stat.rsplit(")", 1)[1].split()[1] == str(process.pid):
+                    waiter = int(pid)
+        time.sleep(0.05)
+    assert waiter, "the C program did not start"
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=TIMEOUT)
+    assert out == "interrupted\n"
+    assert wait_until_gone(waiter)

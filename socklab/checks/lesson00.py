@@ -1,81 +1,11 @@
-"""Automatic checks for the lessons' exercises.
-
-Each check_* function takes the learner's answer (a function), runs it against real
-peers on loopback, and returns a Report: one line per thing checked, a tick or a
-cross, and for a cross what went wrong in plain words -- the kind of hint a teacher
-gives, not a stack trace.
-
-The learner's code runs in a helper thread with a time limit, because the most
-common mistake in socket code is a recv() that waits forever.  A check never hangs
-the notebook: after the limit it says what the code was probably waiting for.
-"""
+"""Checks for lesson 00's exercises: ask() and shout()."""
 
 import socket
-import threading
 
-from .servers import TCPEchoServer, serve
+from ..servers import TCPEchoServer, serve
+from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
 
-__all__ = ["Report", "check_ask", "check_shout"]
-
-TIME_LIMIT = 5.0  # seconds the learner's function may take for one case
-
-
-class Report:
-    """The outcome of one exercise check; shown as text in the notebook."""
-
-    def __init__(self, title):
-        self.title = title
-        self.results = []  # (passed, description, hint)
-
-    def add(self, passed, description, hint=""):
-        self.results.append((passed, description, hint))
-        return passed
-
-    @property
-    def ok(self):
-        return bool(self.results) and all(passed for passed, _, _ in self.results)
-
-    def __repr__(self):
-        lines = [self.title]
-        for passed, description, hint in self.results:
-            lines.append(f"  {'PASS' if passed else 'FAIL'}  {description}")
-            if hint and not passed:
-                lines.extend(f"        {line}" for line in hint.splitlines())
-        failed = sum(not passed for passed, _, _ in self.results)
-        if failed:
-            lines.append(f"{failed} of {len(self.results)} checks failed.")
-        else:
-            lines.append(f"All {len(self.results)} checks passed.")
-        return "\n".join(lines)
-
-
-class _Outcome:
-    """What calling the learner's function produced: a value, an error, or nothing."""
-
-    def __init__(self):
-        self.value = None
-        self.error = None
-        self.finished = False
-
-
-def _call_with_time_limit(function, *args, limit=TIME_LIMIT):
-    outcome = _Outcome()
-
-    def call():
-        try:
-            outcome.value = function(*args)
-        except Exception as exc:  # shown to the learner, not raised in their face
-            outcome.error = exc
-        outcome.finished = True
-
-    thread = threading.Thread(target=call, name="socklab check", daemon=True)
-    thread.start()
-    thread.join(limit)
-    return outcome, thread
-
-
-def _describe_error(exc):
-    return f"it raised {type(exc).__name__}: {exc}"
+__all__ = ["check_ask", "check_shout"]
 
 
 def check_ask(ask):
@@ -93,7 +23,7 @@ def check_ask(ask):
     ]
     with TCPEchoServer(name="check-ask") as srv:
         for description, message in cases:
-            outcome, thread = _call_with_time_limit(ask, srv.address, message)
+            outcome, thread = call_with_time_limit(ask, srv.address, message)
             if not outcome.finished:
                 srv.stop()  # closes the server's side, so the learner's recv() returns
                 thread.join(TIME_LIMIT)
@@ -133,7 +63,7 @@ def _judge_reply(outcome, message):
     if _not_written(outcome):
         return "is it written yet?  Replace the `...` with your code."
     if outcome.error is not None:
-        return _describe_error(outcome.error)
+        return describe_error(outcome.error)
     if isinstance(reply, str):
         return "it returned a str; sockets carry bytes (recv() returns bytes)."
     if not isinstance(reply, (bytes, bytearray)):
@@ -172,7 +102,7 @@ def check_shout(shout):
         try:
             srv.stop(timeout=TIME_LIMIT)
         except Exception as exc:
-            report.add(False, "the handler runs without errors", _describe_error(exc))
+            report.add(False, "the handler runs without errors", describe_error(exc))
     return report
 
 

@@ -27,6 +27,18 @@ REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
 REPLY_QUIET = 0.2  # then: the reply is complete when nothing more comes for this long
 
 
+def _mimebundle(widget, title, **kwargs):
+    """The widget's own display data, with a text form a reader can use.
+
+    A stored notebook keeps no widget state, so before its cells run JupyterLab
+    (and a static page of the lesson) shows the text form instead of the widget:
+    by default "VBox(children=(HBox(...", here a sentence that says what to do.
+    """
+    bundle = widget._repr_mimebundle_(**kwargs)
+    bundle["text/plain"] = f"[{title}: run this cell to use it]"
+    return bundle
+
+
 def _replace_text(output, text):
     """Show ``text`` in an Output widget instead of what it showed before."""
     output.outputs = ()
@@ -143,7 +155,7 @@ class ChatConsole:
             self.server.stop()
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return _mimebundle(self.widget, "chat console", **kwargs)
 
     def __repr__(self):
         return f"<ChatConsole {self.name!r}>"
@@ -221,7 +233,7 @@ class RecvExplorer:
         return chunks
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return _mimebundle(self.widget, "recv() explorer", **kwargs)
 
 
 # -------------------------------------------------------------- UDP explorer
@@ -299,4 +311,4 @@ class UDPExplorer:
         return replies
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return _mimebundle(self.widget, "UDP explorer", **kwargs)

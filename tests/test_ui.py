@@ -101,3 +101,11 @@ def test_udp_explorer_button():
     explorer.reorder.value = 0.5
     explorer.send_button.click()
     assert "may not exceed 1" in shown(explorer.result)
+
+
+def test_widgets_have_a_readable_text_form():
+    console = ui.chat()
+    bundle = console._repr_mimebundle_()
+    assert bundle["text/plain"] == "[chat console: run this cell to use it]"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    socklab.stop_all()

@@ -1,0 +1,487 @@
+"""Checks for lesson 04's exercises: recv_exact() and send_message().
+
+Both run the learner's function on a real TCP connection on loopback, against a
+peer that behaves the way real peers do -- and naive code does not expect:
+
+* check_recv_exact: a sender that cuts its bytes into pieces of random sizes
+  (from a fixed seed, so that every run is the same) with small pauses between
+  them; a sender that puts two messages into one send(); a sender that closes
+  before it has sent everything.
+* check_send_message: a slow reader behind small buffers, so that send() really
+  takes only part of the data at a time.
+
+The learner's function gets a WatchedSocket: a thin wrapper that passes every call
+to the real socket and notes what recv() and send() returned.  That is how a check
+can say "your function returned after the first recv(): it got 612 of 5,000
+bytes", and how it ends a loop that would never stop (recv() returning b'' again
+and again) instead of leaving it spinning in a background thread.
+"""
+
+import random
+import socket
+import threading
+import time
+
+from ..servers import serve
+from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+
+__all__ = ["CheckStopped", "WatchedSocket", "check_recv_exact", "check_send_message"]
+
+SEED = 4  # the same pieces, pauses and bytes on every run
+MAX_EMPTY_READS = 100  # recv() returning b'' this often: the loop will never end
+FIRST_READ_WAIT = 1.0  # seconds the sender waits for the learner's first recv()
+SMALL_BUFFER = 8192  # SO_SNDBUF / SO_RCVBUF for send_message (the kernel doubles it)
+READ_SIZE = 16384  # the slow reader's recv() size ...
+READ_PAUSE = 0.001  # ... and its pause after each recv()
+
+
+class CheckStopped(BaseException):
+    """Raised inside the learner's code by a WatchedSocket, to end a loop that cannot end.
+
+    A BaseException, like KeyboardInterrupt, so that an ``except Exception:`` in the
+    learner's code does not swallow it.
+    """
+
+
+class WatchedSocket:
+    """A connected socket handed to the learner's function by a check.
+
+    Every call goes to the real socket (``.sock``).  recv(), recv_into(), send()
+    and sendall() also note what happened, for the check's hints:
+
+    * ``reads``  -- (bytes asked for, bytes returned) for each recv()/recv_into()
+    * ``sends``  -- (bytes offered, bytes taken) for each send()
+    * ``sendall_calls`` -- how many times sendall() was called
+
+    After MAX_EMPTY_READS reads that returned b'', or once the check has set
+    ``stop_reason`` (its time limit is over), the next call raises CheckStopped.
+    """
+
+    def __init__(self, sock, first_read=None):
+        self.sock = sock
+        self.reads = []
+        self.sends = []
+        self.sendall_calls = 0
+        self.empty_reads = 0
+        self.first_read = first_read if first_read is not None else threading.Event()
+        self.stop_reason = None
+
+    def _go_on(self):
+        if self.stop_reason is not None:
+            raise CheckStopped(self.stop_reason)
+
+    def _note_read(self, asked, got):
+        self.reads.append((asked, got))
+        if asked and not got:
+            self.empty_reads += 1
+            if self.empty_reads >= MAX_EMPTY_READS:
+                self.stop_reason = "recv() returned b'' again and again"
+                raise CheckStopped(self.stop_reason)
+
+    @property
+    def received(self):
+        """Bytes read through this socket so far."""
+        return sum(got for _, got in self.reads)
+
+    def recv(self, bufsize, flags=0):
+        self._go_on()
+        self.first_read.set()
+        data = self.sock.recv(bufsize, flags)
+        self._note_read(bufsize, len(data))
+        return data
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        self._go_on()
+        self.first_read.set()
+        count = self.sock.recv_into(buffer, nbytes, flags)
+        self._note_read(nbytes or memoryview(buffer).nbytes, count)
+        return count
+
+    def send(self, data, flags=0):
+        self._go_on()
+        count = self.sock.send(data, flags)
+        self.sends.append((memoryview(data).nbytes, count))
+        return count
+
+    def sendall(self, data, flags=0):
+        self._go_on()
+        self.sendall_calls += 1
+        return self.sock.sendall(data, flags)
+
+    def stop(self, reason):
+        """End the learner's use of this socket: later calls raise, a blocked one returns."""
+        self.stop_reason = reason
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed, or not connected any more
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.sock.close()
+
+    def __repr__(self):
+        return "<socket watched by the check>"
+
+
+class _Run:
+    """What one call of the learner's function did."""
+
+    def __init__(self, outcome, timed_out):
+        self.finished = outcome.finished
+        self.timed_out = timed_out
+        self.stopped = isinstance(outcome.value, CheckStopped)
+        self.value = None if self.stopped else outcome.value
+        self.error = outcome.error
+
+
+def _run(function, wsock, *args):
+    """Call function(wsock, *args) with the time limit; stop it if it runs over."""
+
+    def guarded():
+        try:
+            return function(wsock, *args)
+        except CheckStopped as stop:
+            return stop
+
+    outcome, thread = call_with_time_limit(guarded)
+    timed_out = not outcome.finished
+    if timed_out:
+        wsock.stop(f"still running after {TIME_LIMIT:g} s")
+        thread.join(TIME_LIMIT)
+    return _Run(outcome, timed_out)
+
+
+def _describe(exc):
+    """Like describe_error(), without a dangling colon when the exception has no message."""
+    return describe_error(exc) if str(exc) else f"it raised {type(exc).__name__}"
+
+
+def _random_bytes(count, seed=SEED):
+    return random.Random(seed).randbytes(count)
+
+
+# --------------------------------------------------------------- recv_exact
+
+
+def _pieces_sender(data, go, max_piece, seed=SEED):
+    """A handler: send data in pieces of random sizes with small pauses, then close.
+
+    It sends the first piece, then waits until the learner's first recv() (``go``),
+    so that a single recv() can only ever get the start of the data.
+    """
+
+    def handler(conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # pieces stay pieces
+        rng = random.Random(seed)
+        position = 0
+        while position < len(data):
+            size = rng.randint(1, max_piece)
+            conn.sendall(data[position:position + size])
+            if position == 0:
+                go.wait(FIRST_READ_WAIT)
+            elif rng.random() < 0.3:
+                time.sleep(0.002)
+            position += size
+
+    return handler
+
+
+def _one_send(data):
+    """A handler: send data with one sendall(), then close."""
+
+    def handler(conn):
+        conn.sendall(data)
+
+    return handler
+
+
+def _connect(srv, go=None):
+    sock = socket.create_connection(srv.address)  # blocking: MSG_WAITALL works too
+    return WatchedSocket(sock, go)
+
+
+# Hints about the whole function, not one case: the other cases would repeat them.
+WHOLE_FUNCTION_HINTS = ("is it written yet?", "it returned a str", "it called sendall()")
+
+
+def _says_it_all(hint):
+    return hint is not None and any(phrase in hint for phrase in WHOLE_FUNCTION_HINTS)
+
+
+def _wrong_bytes(value):
+    """A hint if value is not bytes, else None."""
+    if isinstance(value, str):
+        return "it returned a str; recv() returns bytes, and so should recv_exact()."
+    if not isinstance(value, (bytes, bytearray)):
+        return f"it returned {type(value).__name__}, not bytes."
+    return None
+
+
+def _hint_for_stop(wsock, n):
+    if wsock.empty_reads >= MAX_EMPTY_READS:
+        return (
+            f"recv() returned b'' {wsock.empty_reads} times, and your function kept calling it.\n"
+            "b'' means the peer has closed; from then on recv() returns b'' at once,\n"
+            "forever.  If that happens before you have n bytes, raise EOFError."
+        )
+    return (
+        f"recv_exact() did not return within {TIME_LIMIT:g} s (it had {wsock.received:,} "
+        f"of {n:,} bytes).\nIs it waiting in recv() for more bytes than the sender sends?"
+    )
+
+
+def _judge_exact(run, wsock, expected, n):
+    """None if recv_exact returned exactly the expected bytes, else a hint."""
+    if run.timed_out or run.stopped:
+        return _hint_for_stop(wsock, n)
+    if run.error is not None:
+        if isinstance(run.error, NotImplementedError):
+            return "is it written yet?  Replace the `...` with your code."
+        if isinstance(run.error, (EOFError, ConnectionError)) and n == 0:
+            return (
+                f"{_describe(run.error)}\n"
+                "With n = 0 there is nothing to read: return b'' without calling recv()\n"
+                "(recv(0) returns b'' even on an open connection -- man 2 recv)."
+            )
+        if isinstance(run.error, (EOFError, ConnectionError)):
+            return (
+                f"{_describe(run.error)}, although the sender sent all {n:,} bytes.\n"
+                "Raise it only when recv() returns b'' before you have n bytes."
+            )
+        return _describe(run.error)
+    value = run.value
+    if value is None:
+        return "is it written yet?  Replace the `...` with your code."
+    wrong_type = _wrong_bytes(value)
+    if wrong_type:
+        return wrong_type
+    if len(value) < n:
+        if len(wsock.reads) == 1:
+            return (
+                f"your function returned after the first recv(): it got {len(value):,} "
+                f"of {n:,} bytes.\nOne recv() returns what has arrived so far: call it "
+                "in a loop until you have n bytes."
+            )
+        return (
+            f"it returned {len(value):,} of {n:,} bytes: keep calling recv() until "
+            "you have n bytes."
+        )
+    if len(value) > n:
+        return (
+            f"it returned {len(value):,} bytes, but n was {n:,}.  Ask recv() for at most\n"
+            "n - len(data) bytes: the bytes after the first n belong to the next message."
+        )
+    if value != expected:
+        return (
+            f"it returned {n:,} bytes, but not the ones that were sent, in their order:\n"
+            "add each piece at the end of what you have (data += piece)."
+        )
+    return None
+
+
+def _case_pieces(recv_exact):
+    n = 5000
+    data = _random_bytes(n)
+    go = threading.Event()
+    with serve(_pieces_sender(data, go, 1000), name="check-recv-exact") as srv:
+        wsock = _connect(srv, go)
+        with wsock.sock:
+            run = _run(recv_exact, wsock, n)
+            go.set()  # the sender must not wait for a read that never comes
+    return run, _judge_exact(run, wsock, data, n)
+
+
+def _case_two_messages(recv_exact):
+    first, second = 5000, 3000
+    data = _random_bytes(first + second)
+    with serve(_one_send(data), name="check-recv-exact") as srv:
+        wsock = _connect(srv)
+        with wsock.sock:
+            run = _run(recv_exact, wsock, first)
+            hint = _judge_exact(run, wsock, data[:first], first)
+            if hint is not None:
+                return run, hint
+            read_by_first = wsock.received
+            run = _run(recv_exact, wsock, second)
+            hint = _judge_exact(run, wsock, data[first:], second)
+    if hint is not None and read_by_first > first:
+        hint = (
+            f"the first call read {read_by_first:,} bytes, {read_by_first - first:,} more "
+            f"than the {first:,} it returned:\nthey were the start of the next message, "
+            "and they are lost.\nAsk recv() for at most n - len(data) bytes."
+        )
+    return run, hint
+
+
+def _case_early_close(recv_exact):
+    n, sent = 5000, 1000
+    data = _random_bytes(sent)
+    go = threading.Event()
+    with serve(_pieces_sender(data, go, 400), name="check-recv-exact") as srv:
+        wsock = _connect(srv, go)
+        with wsock.sock:
+            run = _run(recv_exact, wsock, n)
+            go.set()
+    if run.timed_out or run.stopped:
+        return run, _hint_for_stop(wsock, n)
+    if run.error is not None:
+        if isinstance(run.error, (EOFError, ConnectionError)):
+            return run, None
+        return run, (
+            f"{_describe(run.error)}\n"
+            "Raise EOFError (or ConnectionError): what a caller expects when the\n"
+            "connection ends too early."
+        )
+    if run.value is None or _wrong_bytes(run.value) or len(run.value) < sent:
+        # It returned before the end, or not bytes: judged like any other answer.
+        return run, _judge_exact(run, wsock, data, n)
+    got = len(run.value)
+    return run, (
+        f"it returned {got:,} bytes after the peer closed with {sent:,} of {n:,} sent.\n"
+        f"The caller asked for exactly {n:,}: when recv() returns b'' before you have\n"
+        "n bytes, raise EOFError."
+    )
+
+
+def _case_zero(recv_exact):
+    with serve(_one_send(b"the next message"), name="check-recv-exact") as srv:
+        wsock = _connect(srv)
+        with wsock.sock:
+            run = _run(recv_exact, wsock, 0)
+    hint = _judge_exact(run, wsock, b"", 0)
+    if hint is None and wsock.received:
+        hint = (
+            f"it read {wsock.received:,} bytes although n was 0: they belonged to the next "
+            "message.\nWith n = 0, return b'' without calling recv()."
+        )
+    return run, hint
+
+
+def check_recv_exact(recv_exact):
+    """Check ``recv_exact(sock, n)``: exactly n bytes from sock, or EOFError.
+
+    It must call recv() until it has n bytes, never read past them, and raise
+    EOFError (or ConnectionError) if the peer closes first.
+    """
+    report = Report("Checking recv_exact(sock, n):")
+    cases = [
+        ("5,000 bytes that arrive in pieces of random sizes", _case_pieces),
+        ("two messages in one send(): recv_exact(sock, 5,000), then recv_exact(sock, 3,000)",
+         _case_two_messages),
+        ("the peer closes after 1,000 of 5,000 bytes: EOFError", _case_early_close),
+        ("n = 0 returns b'' and reads nothing", _case_zero),
+    ]
+    for description, case in cases:
+        run, hint = case(recv_exact)
+        report.add(hint is None, description, hint or "")
+        if _says_it_all(hint):
+            break
+    return report
+
+
+# ------------------------------------------------------------- send_message
+
+
+def _slow_reader(result):
+    """A handler: read everything, slowly, until the peer closes; keep it in result."""
+
+    def handler(conn):
+        received = bytearray()
+        while True:
+            piece = conn.recv(READ_SIZE)
+            if not piece:
+                break
+            received += piece
+            time.sleep(READ_PAUSE)
+        result["data"] = bytes(received)
+
+    return handler
+
+
+def _judge_message(run, wsock, data, received):
+    """None if the reader got exactly data, else a hint."""
+    taken = sum(count for _, count in wsock.sends)
+    if run.timed_out or run.stopped:
+        return (
+            f"send_message() did not return within {TIME_LIMIT:g} s.  It had called send() "
+            f"{len(wsock.sends):,} times,\nwhich took {taken:,} bytes in all, for a "
+            f"{len(data):,}-byte message.  Does the loop add what send()\nreturns to the "
+            "bytes sent so far, and stop when it reaches len(data)?"
+        )
+    if wsock.sendall_calls:
+        return (
+            "it called sendall().  It works, but the exercise is to write sendall()'s loop\n"
+            "yourself, with send()."
+        )
+    if run.error is not None:
+        if isinstance(run.error, NotImplementedError):
+            return "is it written yet?  Replace the `...` with your code."
+        return _describe(run.error)
+    if data and not wsock.sends:
+        return "is it written yet?  Replace the `...` with your code."
+    if received is None:
+        return "the reader did not finish within the time limit."
+    if received == data:
+        return None
+    if data.startswith(received):
+        if len(wsock.sends) == 1:
+            return (
+                f"your function returned after the first send(): it sent {taken:,} of "
+                f"{len(data):,} bytes.\nsend() returns how many bytes it took: call it "
+                "again with the rest (data[sent:])\nuntil everything is sent."
+            )
+        return (
+            f"the reader got {len(received):,} of {len(data):,} bytes: the loop stopped "
+            "before everything was sent."
+        )
+    return (
+        f"the reader got {len(received):,} bytes, but not the ones given: after a partial "
+        "send, go on\nwith the bytes not sent yet (data[sent:]), not with data from the start."
+    )
+
+
+def _send_case(send_message, data):
+    result = {}
+    with serve(_slow_reader(result), name="check-send-message") as srv:
+        # Small buffers at both ends: the kernel cannot take a big message at once.
+        srv.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+            # A timeout: Python's send() then takes what fits, like a non-blocking one.
+            sock.settimeout(2 * TIME_LIMIT)
+            sock.connect(srv.address)
+            wsock = WatchedSocket(sock)
+            run = _run(send_message, wsock, data)
+        try:
+            srv.events.wait_for("close", timeout=TIME_LIMIT)
+        except TimeoutError:
+            pass  # judged below: received is None
+    return _judge_message(run, wsock, data, result.get("data"))
+
+
+def check_send_message(send_message):
+    """Check ``send_message(sock, data)``: every byte sent, with send() and no sendall().
+
+    The reader is slow and the buffers small, so send() takes only part of a large
+    message at a time; the reader must get exactly ``data``.
+    """
+    report = Report("Checking send_message(sock, data):")
+    cases = [
+        ("a short message", b"hello, server"),
+        ("1,000,000 bytes to a slow reader (send() takes only part at a time)",
+         _random_bytes(1_000_000)),
+        ("an empty message", b""),
+    ]
+    for description, data in cases:
+        hint = _send_case(send_message, data)
+        report.add(hint is None, description, hint or "")
+        if _says_it_all(hint):
+            break
+    return report

@@ -248,6 +248,18 @@ def check_iperf3():
         return Check("iperf3", WARN, str(exc), "reinstall it: sudo apt-get install iperf3")
 
 
+def check_ss():
+    """ss (iproute2) reads the kernel's socket tables: lessons 03 and 08 use it."""
+    ss = shutil.which("ss")
+    if ss is None:
+        return Check("ss", WARN, "not found (lessons 03 and 08 read queues and TIME_WAIT with it)",
+                     "install iproute2: sudo apt-get install iproute2 (Fedora: sudo dnf install iproute)")
+    try:
+        return Check("ss", OK, first_line(run_tool([ss, "--version"])))
+    except ToolError as exc:
+        return Check("ss", WARN, str(exc), "reinstall it: sudo apt-get install iproute2")
+
+
 # -- Privileges: raw sockets and packet capture ---------------------------------------
 
 def why_allowed():
@@ -362,6 +374,7 @@ CHECKS = [
     ("somaxconn", check_somaxconn),
     ("ping_group_range", check_ping_group_range),
     ("ip_local_port_range", check_ip_local_port_range),
+    ("ss", check_ss),
     ("iperf3", check_iperf3),
 ] + [(package, functools.partial(check_package, package)) for package in LAB_PACKAGES]
 

@@ -19,7 +19,7 @@ from socklab import doctor
 EXPECTED_NAMES = [
     "python", "socklab", "loopback IPv4", "loopback IPv6", "gcc", "strace",
     "raw sockets", "AF_PACKET capture", "somaxconn", "ping_group_range",
-    "ip_local_port_range", "iperf3",
+    "ip_local_port_range", "ss", "iperf3",
     "jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "nbval",
 ]
 SUBPROCESS_TIMEOUT = 120  # the doctor compiles and traces; generous for a slow CI box

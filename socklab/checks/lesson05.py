@@ -1,0 +1,458 @@
+"""Checks for lesson 05's exercises: echo_handler() and ask_udp().
+
+* check_echo_handler: the learner's ``echo_handler(conn)`` -- the seed's echo loop,
+  fixed -- is given one accepted connection at a time, each from a client that
+  behaves the way real clients do: one that closes when it is done, one that sends
+  a byte at a time and waits for each echo, one that sends 1 MiB while it reads,
+  and one that resets the connection (SO_LINGER 0) with the echo still unread.
+  The connection is a WatchedConnection: it notes what recv() returned, so that a
+  loop spinning on b'' is stopped and named instead of burning a CPU forever.
+
+* check_ask_udp: the learner's ``ask_udp(address, data, timeout, retries)`` talks
+  to a UDP echo server through a socklab.LossyRelay with a fixed seed, so the same
+  datagrams are lost on every run.  What the function did -- how many datagrams it
+  sent, whether it returned the reply or raised TimeoutError -- is compared with
+  the fate the relay gave each datagram.
+"""
+
+import socket
+import struct
+import threading
+import time
+
+from ..relay import FATES, LossyRelay
+from ..servers import UDPEchoServer
+from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+
+__all__ = ["CheckStopped", "WatchedConnection", "check_ask_udp", "check_echo_handler"]
+
+MAX_EMPTY_READS = 100  # recv() returning b'' this often: the loop will never end
+RETURN_WAIT = 2.0  # seconds a handler has to return after its client has gone
+BYTE_WAIT = 1.0  # seconds the byte-at-a-time client waits for each echo
+SMALL_BUFFER = 8192  # SO_SNDBUF of the 1 MiB case: send() takes part at a time
+MIB = bytes(i % 251 for i in range(1024 * 1024))
+UDP_SEED = 4  # with loss 0.5: the first two datagrams are dropped, the third passes
+UDP_TIMEOUT = 0.2  # seconds ask_udp waits for each reply in the check
+
+
+class CheckStopped(BaseException):
+    """Raised inside the learner's code to end a loop that cannot end.
+
+    A BaseException, like KeyboardInterrupt, so that ``except Exception:`` in the
+    learner's code does not swallow it.
+    """
+
+
+class WatchedConnection:
+    """An accepted connection handed to the learner's handler by the check.
+
+    Every call goes to the real socket (``.sock``); recv(), recv_into(), send() and
+    sendall() also note what happened.  After MAX_EMPTY_READS reads that returned
+    b'', or once the check has called stop(), the next call raises CheckStopped.
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.empty_reads = 0
+        self.received = 0
+        self.partial_sends = 0  # send() calls that took fewer bytes than offered
+        self.stop_reason = None
+
+    def _go_on(self):
+        if self.stop_reason is not None:
+            raise CheckStopped(self.stop_reason)
+
+    def _note_read(self, asked, got):
+        self.received += got
+        if asked and not got:
+            self.empty_reads += 1
+            if self.empty_reads >= MAX_EMPTY_READS:
+                self.stop_reason = "recv() returned b'' again and again"
+                raise CheckStopped(self.stop_reason)
+
+    def recv(self, bufsize, flags=0):
+        self._go_on()
+        data = self.sock.recv(bufsize, flags)
+        self._note_read(bufsize, len(data))
+        return data
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        self._go_on()
+        count = self.sock.recv_into(buffer, nbytes, flags)
+        self._note_read(nbytes or memoryview(buffer).nbytes, count)
+        return count
+
+    def send(self, data, flags=0):
+        self._go_on()
+        count = self.sock.send(data, flags)
+        if count < memoryview(data).nbytes:
+            self.partial_sends += 1
+        return count
+
+    def sendall(self, data, flags=0):
+        self._go_on()
+        return self.sock.sendall(data, flags)
+
+    def stop(self, reason):
+        """End the learner's use of this socket: later calls raise, a blocked one returns."""
+        self.stop_reason = reason
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed, or not connected any more
+
+    def close(self):
+        self.sock.close()
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+    def __repr__(self):
+        return "<connection watched by the check>"
+
+
+def _describe(exc):
+    return describe_error(exc) if str(exc) else f"it raised {type(exc).__name__}"
+
+
+def _not_written(outcome):
+    """A stub: the body is still `...` (returns None) or raises NotImplementedError."""
+    return isinstance(outcome.error, NotImplementedError)
+
+
+# ------------------------------------------------------------ echo_handler
+
+class _Case:
+    """One client scenario: run(client) talks; returns None if fine, else a hint."""
+
+    def __init__(self, description, run, *, reset=False):
+        self.description = description
+        self.run = run
+        self.reset = reset  # the client resets: the handler meets an error
+
+
+def _read_exactly(sock, n):
+    data = bytearray()
+    while len(data) < n:
+        part = sock.recv(min(65536, n - len(data)))
+        if not part:
+            break
+        data += part
+    return bytes(data)
+
+
+def _client_closes(sock):
+    sock.settimeout(BYTE_WAIT * 2)
+    sock.sendall(b"hello, echo")
+    try:
+        reply = _read_exactly(sock, len(b"hello, echo"))
+    except TimeoutError:
+        return (
+            f"the client sent b'hello, echo' and waited {BYTE_WAIT * 2:g} s for the echo in vain.\n"
+            "Send back what each recv() returns at once, not when the client closes."
+        )
+    sock.close()
+    if reply != b"hello, echo":
+        return f"the client sent b'hello, echo' and got back {reply!r}."
+    return None
+
+
+def _client_byte_at_a_time(sock):
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each byte its own segment
+    sock.settimeout(BYTE_WAIT)
+    for i, byte in enumerate(b"one byte at a time"):
+        sock.sendall(bytes([byte]))
+        try:
+            echo = sock.recv(16)
+        except TimeoutError:
+            return (
+                f"the client sent byte {i + 1} and waited {BYTE_WAIT:g} s for its echo in vain.\n"
+                "Send back what each recv() returns at once -- do not wait for 'a whole\n"
+                "message' (the stream has no messages) or for the client to close."
+            )
+        if echo != bytes([byte]):
+            return f"the client sent {bytes([byte])!r} and got back {echo!r}."
+    sock.close()
+    return None
+
+
+def _client_one_mib(sock):
+    """Send 1 MiB from a thread while this one reads; then SHUT_WR and read to the end."""
+    sock.settimeout(TIME_LIMIT)
+    problems = []
+
+    def send():
+        try:
+            sock.sendall(MIB)
+            sock.shutdown(socket.SHUT_WR)  # "that is all": the handler sees b''
+        except OSError as exc:
+            problems.append(exc)
+
+    sender = threading.Thread(target=send, name="socklab check sender", daemon=True)
+    sender.start()
+    received = bytearray()
+    try:
+        while part := sock.recv(65536):
+            received += part
+    except TimeoutError:
+        pass
+    except OSError as exc:
+        problems.append(exc)
+    sender.join(TIME_LIMIT)
+    sock.close()
+    if bytes(received) == MIB:
+        return None
+    if any(isinstance(exc, ConnectionError) for exc in problems):
+        return (
+            f"the connection broke after {len(received):,} of 1,048,576 bytes came back:\n"
+            "the handler returned (so the connection was closed) before the client had\n"
+            "finished.  Keep echoing until recv() returns b''."
+        )
+    if len(received) < len(MIB):
+        return (
+            f"the client sent 1,048,576 bytes and got {len(received):,} back.\n"
+            "send() may take only part of what you give it (it returns how much):\n"
+            "use sendall(), which sends every byte."
+        )
+    return f"the client got {len(received):,} bytes back, not the 1,048,576 it sent."
+
+
+def _client_resets(sock):
+    """Send 100 KB, then reset the connection without reading the echo."""
+    sock.settimeout(TIME_LIMIT)
+    sock.sendall(MIB[:100_000])
+    # SO_LINGER on with 0 seconds: close() drops the connection with a reset (RST)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    return None
+
+
+ECHO_CASES = [
+    _Case("a client that sends b'hello, echo', reads the echo and closes", _client_closes),
+    _Case("a client that sends one byte at a time and waits for each echo",
+          _client_byte_at_a_time),
+    _Case("a client that sends 1 MiB while it reads the echo", _client_one_mib),
+    _Case("a client that resets the connection (SO_LINGER 0) with the echo unread",
+          _client_resets, reset=True),
+]
+
+
+def check_echo_handler(echo_handler):
+    """Check ``echo_handler(conn)``: echo every byte until the client has gone.
+
+    Each case gives the handler one accepted connection (with a timeout, and a small
+    send buffer, like a busy server's) and a client that behaves differently.  The
+    handler must echo exactly what it gets, as it gets it, and return -- without
+    raising -- once the client has closed or reset the connection.
+    """
+    report = Report("Checking echo_handler(conn):")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIME_LIMIT)
+        for case in ECHO_CASES:
+            hint = _run_echo_case(echo_handler, listener, case)
+            report.add(hint is None, case.description, hint or "")
+            if hint is not None and hint.startswith(("is it written yet?", "recv() returned b''")):
+                break  # one hint is enough: the other cases would repeat it
+    return report
+
+
+def _run_echo_case(echo_handler, listener, case):
+    client = socket.create_connection(listener.getsockname(), timeout=TIME_LIMIT)
+    try:
+        accepted, _ = listener.accept()
+    except OSError:
+        client.close()
+        raise
+    accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+    accepted.settimeout(TIME_LIMIT)  # timeout mode: send() may take part of the data
+    conn = WatchedConnection(accepted)
+
+    def guarded():
+        try:
+            return echo_handler(conn)
+        except CheckStopped as stop:
+            return stop
+        finally:
+            conn.close()  # as with socklab.serve: the connection ends with the handler
+
+    try:
+        # limit=0: start the handler's thread and go on at once, to play the client
+        outcome, thread = call_with_time_limit(guarded, limit=0)
+        try:
+            client_hint = case.run(client)
+        except OSError as exc:
+            client_hint = f"the client's socket failed: {_describe(exc)}"
+        finally:
+            client.close()
+        thread.join(RETURN_WAIT)  # the client has gone: the handler should return
+        still_running = not outcome.finished
+        if still_running:
+            conn.stop("the check is over")
+            thread.join(TIME_LIMIT)
+        return _judge_echo(outcome, conn, client_hint, still_running, case)
+    finally:
+        accepted.close()
+
+
+def _judge_echo(outcome, conn, client_hint, still_running, case):
+    if _not_written(outcome):
+        return "is it written yet?  Replace the `...` with your code."
+    if isinstance(outcome.value, CheckStopped):
+        return (
+            f"recv() returned b'' {conn.empty_reads} times and the handler kept calling it.\n"
+            "b'' means the client has closed its side: it will never send again, and\n"
+            "every later recv() returns b'' at once.  Leave the loop (`if not data:\n"
+            "return`) -- the seed's server spins forever right here."
+        )
+    if outcome.finished and outcome.error is None and conn.received == 0:
+        return "is it written yet?  The handler returned without reading anything."
+    if client_hint:
+        if conn.partial_sends and "sendall" in client_hint:
+            client_hint += (f"\n(Here {conn.partial_sends} send() call(s) took only part"
+                            " of the data.)")
+        return client_hint
+    if outcome.error is not None:
+        if case.reset and isinstance(outcome.error, (ConnectionResetError, BrokenPipeError)):
+            return (
+                f"{_describe(outcome.error)}.\n"
+                "A client that resets the connection is normal life for a server, not a\n"
+                "bug: catch ConnectionResetError and BrokenPipeError (both are\n"
+                "ConnectionError) and return, so the server goes on with the next client."
+            )
+        if isinstance(outcome.error, TimeoutError):
+            return (f"{_describe(outcome.error)}: the handler waited for bytes after the"
+                    " client had finished.")
+        return _describe(outcome.error)
+    if still_running:
+        return (
+            "the handler was still running after the client had gone.\n"
+            "When recv() returns b'' (the client closed) or raises (it reset), return."
+        )
+    return None
+
+
+# ------------------------------------------------------------------ ask_udp
+
+class _UDPCase:
+    def __init__(self, description, loss, retries, data):
+        self.description = description
+        self.loss = loss
+        self.retries = retries
+        self.data = data
+
+
+UDP_CASES = [
+    _UDPCase("no loss: the reply to the first datagram", 0.0, 3, b"ping"),
+    _UDPCase("the first two datagrams are lost: retry, then return the reply",
+             0.5, 3, b"\x00binary\xffdata"),
+    _UDPCase("retries=0 and the datagram is lost: one try, then TimeoutError",
+             0.5, 0, b"ping"),
+    _UDPCase("every datagram is lost: 1 + retries tries, then TimeoutError",
+             1.0, 3, b"ping"),
+]
+
+
+def check_ask_udp(ask_udp):
+    """Check ``ask_udp(address, data, timeout, retries)`` over a lossy relay.
+
+    It must send ``data`` to ``address`` in a datagram, wait up to ``timeout``
+    seconds for the reply, and try again -- at most ``retries`` more times -- when
+    none comes; return the reply (bytes), or raise TimeoutError once every try is
+    lost.  The relay has a fixed seed, so the same datagrams are lost on every run.
+    """
+    report = Report("Checking ask_udp(address, data, timeout, retries):")
+    with UDPEchoServer(name="check-udp-echo") as srv:
+        for case in UDP_CASES:
+            hint = _run_udp_case(ask_udp, srv, case)
+            report.add(hint is None, case.description, hint or "")
+            if hint is not None and hint.startswith(("is it written yet?", "ask_udp() did not")):
+                break  # one hint is enough: the other cases would repeat it
+    return report
+
+
+def _fates_in_order(relay):
+    """The fates of the datagrams clients sent, in the order they reached the relay."""
+    return [event.kind for event in relay.events
+            if event.kind in FATES and event.party.startswith("client")
+            and event.party.endswith(">server")]
+
+
+def _run_udp_case(ask_udp, srv, case):
+    with LossyRelay(srv.address, loss=case.loss, duplicate=0.0, reorder=0.0, delay=0.0,
+                    seed=UDP_SEED, both_ways=False, name="check-udp-relay") as relay:
+        started = time.monotonic()
+        outcome, thread = call_with_time_limit(
+            ask_udp, relay.address, case.data, UDP_TIMEOUT, case.retries)
+        elapsed = time.monotonic() - started
+        if not outcome.finished:
+            relay.stop()  # nothing more will come; the learner's thread ends with its timeout
+            return (
+                f"ask_udp() did not return within {TIME_LIMIT:g} s.\n"
+                "A lost datagram gets no reply: without a timeout, recvfrom() waits\n"
+                "forever.  Call settimeout(timeout) on the socket before you wait."
+            )
+        try:
+            relay.wait_for_datagrams(1, timeout=1.0)
+        except TimeoutError:
+            if _not_written(outcome) or (outcome.error is None and outcome.value is None):
+                return "is it written yet?  Replace the `...` with your code."
+            if case.retries == 0:
+                return ("with retries=0 it sent nothing: the first try is not a retry.\n"
+                        "Send 1 + retries datagrams at most.")
+            return "the relay received no datagram at all: send data to `address`."
+        time.sleep(0.05)  # let a datagram sent just before returning reach the relay
+        fates = _fates_in_order(relay)
+    return _judge_udp(outcome, case, fates, elapsed)
+
+
+def _judge_udp(outcome, case, fates, elapsed):
+    tries_allowed = case.retries + 1
+    sent = len(fates)
+    first_forward = fates.index("forward") + 1 if "forward" in fates else None
+    # What a right answer does with these fates:
+    expected_sent = min(first_forward or tries_allowed, tries_allowed)
+    expect_reply = first_forward is not None and first_forward <= tries_allowed
+    shown = ", ".join(fates)
+    if sent > expected_sent:
+        if first_forward is not None and first_forward < sent:
+            return (
+                f"it sent {sent} datagrams ({shown}).  Datagram {first_forward} got through\n"
+                "and its reply came back: stop as soon as a reply arrives."
+            )
+        return (
+            f"it sent {sent} datagrams; with retries={case.retries} send at most "
+            f"{tries_allowed}\n(the first try, then {case.retries} more)."
+        )
+    if sent < expected_sent:
+        return (
+            f"it gave up after {sent} datagram(s) ({shown}), but retries={case.retries}"
+            f" allows {tries_allowed}.\nWhen the wait times out, send again."
+        )
+    if expect_reply:
+        if outcome.error is not None:
+            return _describe(outcome.error)
+        reply = outcome.value
+        if isinstance(reply, tuple):
+            return "it returned a tuple: return just the reply's bytes (recvfrom() gives (data, address))."
+        if isinstance(reply, str):
+            return "it returned a str; sockets carry bytes."
+        if reply != case.data:
+            return f"it returned {reply!r}, not the echo {case.data!r}."
+        return None
+    # Every try was lost: it must raise TimeoutError, after waiting.
+    if outcome.error is None:
+        return (
+            f"all {sent} datagrams were lost, and it returned {outcome.value!r}.\n"
+            "Raise TimeoutError instead: the caller must know that no reply came."
+        )
+    if not isinstance(outcome.error, TimeoutError):
+        return (f"{_describe(outcome.error)}; after the last lost try raise TimeoutError"
+                " (socket.timeout is the same class).")
+    least = tries_allowed * UDP_TIMEOUT * 0.8
+    if elapsed < least:
+        return (
+            f"it gave up after {elapsed:.2f} s; each of the {tries_allowed} tries should wait\n"
+            f"timeout={UDP_TIMEOUT:g} s for a reply (settimeout(timeout)), about "
+            f"{tries_allowed * UDP_TIMEOUT:.1f} s in all."
+        )
+    return None

@@ -40,10 +40,11 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A running JupyterLab on a copy of the English lessons; yields its base URL."""
+    """A running JupyterLab on a copy of the English lessons and figures; yields its URL."""
     home = tmp_path_factory.mktemp("lab")
-    lessons = home / "notebooks"
-    shutil.copytree(ROOT / "notebooks" / "en", lessons)
+    course = home / "course"  # the same layout as the repository: lessons link ../../images
+    shutil.copytree(ROOT / "notebooks" / "en", course / "notebooks" / "en")
+    shutil.copytree(ROOT / "images", course / "images")
     token = secrets.token_hex(16)
     env = {
         **os.environ,
@@ -60,7 +61,7 @@ def lab(tmp_path_factory):
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lessons}",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if os.geteuid() == 0:
@@ -149,7 +150,7 @@ def test_lesson_00_runs_in_a_real_browser(lab):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/lab/tree/{LESSON}?token={token}")
+            page.goto(f"{url}/lab/tree/notebooks/en/{LESSON}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
             # Clear the stored outputs first: a fresh run gives the same prompt
@@ -176,6 +177,11 @@ def test_lesson_00_runs_in_a_real_browser(lab):
             error_texts = errors.all_inner_texts()
             assert len(error_texts) == expected_errors, error_texts
             assert "received b'resworb eht morf'" in chat_cell.inner_text()
+            broken_images = page.evaluate(
+                "[...document.querySelectorAll('.jp-Notebook img')]"
+                ".filter(i => i.complete && i.naturalWidth === 0).map(i => i.alt || i.src)"
+            )
+            assert broken_images == []
             page.screenshot(path=str(home / "lesson-00.png"))
         finally:
             browser.close()

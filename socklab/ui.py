@@ -20,7 +20,7 @@ from .servers import TCPEchoServer
 
 __all__ = [
     "ChatConsole", "chat", "chunks_received", "describe_chunks", "RecvExplorer",
-    "udp_experiment", "describe_replies", "UDPExplorer",
+    "udp_experiment", "describe_replies", "UDPExplorer", "labelled",
 ]
 
 REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
@@ -37,6 +37,19 @@ def _mimebundle(widget, title, **kwargs):
     bundle = widget._repr_mimebundle_(**kwargs)
     bundle["text/plain"] = f"[{title}: run this cell to use it]"
     return bundle
+
+
+class labelled:
+    """Show ``widget`` as it is, with a readable text form: ``labelled(box, "explorer")``.
+
+    For widgets a lesson builds itself; the consoles and explorers here do the same.
+    """
+
+    def __init__(self, widget, title):
+        self.widget, self.title = widget, title
+
+    def _repr_mimebundle_(self, **kwargs):
+        return _mimebundle(self.widget, self.title, **kwargs)
 
 
 def _replace_text(output, text):

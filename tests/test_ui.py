@@ -109,3 +109,10 @@ def test_widgets_have_a_readable_text_form():
     assert bundle["text/plain"] == "[chat console: run this cell to use it]"
     assert "application/vnd.jupyter.widget-view+json" in bundle
     socklab.stop_all()
+
+
+def test_a_lessons_own_widget_can_have_a_readable_text_form():
+    import ipywidgets as widgets
+
+    bundle = ui.labelled(widgets.VBox([widgets.Text()]), "my explorer")._repr_mimebundle_()
+    assert bundle["text/plain"] == "[my explorer: run this cell to use it]"

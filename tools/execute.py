@@ -35,14 +35,22 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 
 
 def machine_paths():
-    """(path, stand-in) pairs, longest path first so that nested ones win."""
+    """(path, stand-in) pairs, longest path first so that nested ones win.
+
+    IPython writes paths under the home folder as "~/..." in tracebacks, so each
+    such path is also looked for in that form.
+    """
+    home = os.path.expanduser("~")
     pairs = {
         str(ROOT): "<course>",
         sys.prefix: "<venv>",
         sys.base_prefix: "<python>",
-        os.path.expanduser("~"): "~",
+        home: "~",
         tempfile.gettempdir(): "<tmp>",
     }
+    for path, stand_in in list(pairs.items()):
+        if path != home and path.startswith(home + os.sep):
+            pairs["~" + path[len(home):]] = stand_in
     return sorted(((p, s) for p, s in pairs.items() if len(p) > 1), key=lambda ps: -len(ps[0]))
 
 

@@ -5,7 +5,7 @@
   behaves the way real clients do: one that closes when it is done, one that sends
   a byte at a time and waits for each echo, one that sends 1 MiB while it reads,
   and one that resets the connection (SO_LINGER 0) with the echo still unread.
-  The connection is a WatchedConnection: it notes what recv() returned, so that a
+  The connection is a WatchedSocket (socklab.checks.watched): it notes what recv() returned, so that a
   loop spinning on b'' is stopped and named instead of burning a CPU forever.
 
 * check_ask_udp: the learner's ``ask_udp(address, data, timeout, retries)`` talks
@@ -23,92 +23,16 @@ import time
 from ..relay import FATES, LossyRelay
 from ..servers import UDPEchoServer
 from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .watched import CheckStopped, WatchedSocket
 
-__all__ = ["CheckStopped", "WatchedConnection", "check_ask_udp", "check_echo_handler"]
+__all__ = ["check_ask_udp", "check_echo_handler"]
 
-MAX_EMPTY_READS = 100  # recv() returning b'' this often: the loop will never end
 RETURN_WAIT = 2.0  # seconds a handler has to return after its client has gone
 BYTE_WAIT = 1.0  # seconds the byte-at-a-time client waits for each echo
 SMALL_BUFFER = 8192  # SO_SNDBUF of the 1 MiB case: send() takes part at a time
 MIB = bytes(i % 251 for i in range(1024 * 1024))
 UDP_SEED = 4  # with loss 0.5: the first two datagrams are dropped, the third passes
 UDP_TIMEOUT = 0.2  # seconds ask_udp waits for each reply in the check
-
-
-class CheckStopped(BaseException):
-    """Raised inside the learner's code to end a loop that cannot end.
-
-    A BaseException, like KeyboardInterrupt, so that ``except Exception:`` in the
-    learner's code does not swallow it.
-    """
-
-
-class WatchedConnection:
-    """An accepted connection handed to the learner's handler by the check.
-
-    Every call goes to the real socket (``.sock``); recv(), recv_into(), send() and
-    sendall() also note what happened.  After MAX_EMPTY_READS reads that returned
-    b'', or once the check has called stop(), the next call raises CheckStopped.
-    """
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.empty_reads = 0
-        self.received = 0
-        self.partial_sends = 0  # send() calls that took fewer bytes than offered
-        self.stop_reason = None
-
-    def _go_on(self):
-        if self.stop_reason is not None:
-            raise CheckStopped(self.stop_reason)
-
-    def _note_read(self, asked, got):
-        self.received += got
-        if asked and not got:
-            self.empty_reads += 1
-            if self.empty_reads >= MAX_EMPTY_READS:
-                self.stop_reason = "recv() returned b'' again and again"
-                raise CheckStopped(self.stop_reason)
-
-    def recv(self, bufsize, flags=0):
-        self._go_on()
-        data = self.sock.recv(bufsize, flags)
-        self._note_read(bufsize, len(data))
-        return data
-
-    def recv_into(self, buffer, nbytes=0, flags=0):
-        self._go_on()
-        count = self.sock.recv_into(buffer, nbytes, flags)
-        self._note_read(nbytes or memoryview(buffer).nbytes, count)
-        return count
-
-    def send(self, data, flags=0):
-        self._go_on()
-        count = self.sock.send(data, flags)
-        if count < memoryview(data).nbytes:
-            self.partial_sends += 1
-        return count
-
-    def sendall(self, data, flags=0):
-        self._go_on()
-        return self.sock.sendall(data, flags)
-
-    def stop(self, reason):
-        """End the learner's use of this socket: later calls raise, a blocked one returns."""
-        self.stop_reason = reason
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed, or not connected any more
-
-    def close(self):
-        self.sock.close()
-
-    def __getattr__(self, name):
-        return getattr(self.sock, name)
-
-    def __repr__(self):
-        return "<connection watched by the check>"
 
 
 def _describe(exc):
@@ -265,7 +189,7 @@ def _run_echo_case(echo_handler, listener, case):
         raise
     accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
     accepted.settimeout(TIME_LIMIT)  # timeout mode: send() may take part of the data
-    conn = WatchedConnection(accepted)
+    conn = WatchedSocket(accepted)
 
     def guarded():
         try:

@@ -3,7 +3,7 @@
 import socket
 
 from ..servers import TCPEchoServer, serve
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
 
 __all__ = ["check_ask", "check_shout"]
 
@@ -31,7 +31,7 @@ def check_ask(ask):
                 return report
             hint = _judge_reply(outcome, message)
             report.add(hint is None, description, hint or "")
-            if _not_written(outcome):
+            if not_written(outcome):
                 return report  # one hint is enough
     return report
 
@@ -50,17 +50,12 @@ def _hint_for_hang(message):
     )
 
 
-def _not_written(outcome):
-    """A stub: the body is still `...` (returns None) or raises NotImplementedError."""
-    if outcome.error is None:
-        return outcome.value is None
-    return isinstance(outcome.error, NotImplementedError)
 
 
 def _judge_reply(outcome, message):
     """None if the reply is right, else a hint explaining what is wrong."""
     reply = outcome.value
-    if _not_written(outcome):
+    if not_written(outcome):
         return "is it written yet?  Replace the `...` with your code."
     if outcome.error is not None:
         return describe_error(outcome.error)

@@ -16,7 +16,7 @@ import os
 import socket
 import struct
 
-from .report import Report, call_with_time_limit, describe_error
+from .report import Report, call_with_time_limit, describe_error, not_written
 
 __all__ = [
     "check_port_bytes",
@@ -29,11 +29,6 @@ __all__ = [
 NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 
 
-def _not_written(outcome):
-    """A stub: the body is still `...` (returns None) or raises NotImplementedError."""
-    if outcome.error is None:
-        return outcome.value is None or outcome.value is Ellipsis
-    return isinstance(outcome.error, NotImplementedError)
 
 
 class _Hints:
@@ -124,7 +119,7 @@ def check_port_bytes(port_bytes):
         if hung:
             report.add(False, f"port {port} -> {expected!r}", hung)
             return report
-        if _not_written(outcome):
+        if not_written(outcome):
             report.add(False, f"port {port} -> {expected!r}", NOT_WRITTEN)
             return report
         hint = _judge_port_bytes(outcome, port)
@@ -191,7 +186,7 @@ def check_five_tuple(five_tuple):
             if hung:
                 report.add(False, description, hung)
                 return report
-            if _not_written(outcome):
+            if not_written(outcome):
                 report.add(False, description, NOT_WRITTEN)
                 return report
             hint = _judge_five_tuple(outcome, sock, expected)
@@ -358,7 +353,7 @@ def check_parse_sockaddr_in(parse_sockaddr_in):
             if hung:
                 report.add(False, description, hung)
                 return report
-            if _not_written(outcome):
+            if not_written(outcome):
                 report.add(False, description, NOT_WRITTEN)
                 return report
             hint = _judge_sockaddr(outcome, blob, tuple(expected))

@@ -20,7 +20,7 @@ import socket
 import struct
 import subprocess
 
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
 
 __all__ = ["check_make_listener", "check_serve_one", "check_queue_state", "listen_queue"]
 
@@ -28,11 +28,6 @@ NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 PYTHON_DEFAULT_BACKLOG = 128  # socket.listen() without an argument: min(SOMAXCONN, 128)
 
 
-def _not_written(outcome):
-    """A stub: the body is still `...` (returns None) or raises NotImplementedError."""
-    if outcome.error is None:
-        return outcome.value is None
-    return isinstance(outcome.error, NotImplementedError)
 
 
 # -- reading a listener's queue with ss ---------------------------------------------
@@ -123,14 +118,14 @@ def check_make_listener(make_listener):
             report.add(True, f"{description} (backlog not checked: `ss` is not installed)")
             continue
         report.add(hint is None, description, hint or "")
-        if _not_written(outcome):
+        if not_written(outcome):
             return report  # one hint is enough
     return report
 
 
 def _judge_listener(outcome, host, backlog):
     """None if the listener is right, "no backlog" if right but unreadable, else a hint."""
-    if _not_written(outcome):
+    if not_written(outcome):
         return NOT_WRITTEN
     if outcome.error is not None:
         return _hint_for_listener_error(outcome.error, host)
@@ -418,7 +413,7 @@ def check_queue_state(queue_state):
         outcome, thread = call_with_time_limit(queue_state, SS_TABLE, port)
         hint = _judge_queue(outcome, expected, port)
         report.add(hint is None, description, hint or "")
-        if _not_written(outcome) and expected is not None:
+        if not_written(outcome) and expected is not None:
             break
     return report
 
@@ -445,13 +440,13 @@ def _check_real_table(queue_state, report):
     outcome, _ = call_with_time_limit(queue_state, done.stdout, port)
     hint = _judge_queue(outcome, expected, port)
     report.add(hint is None, description, hint or "")
-    return not _not_written(outcome)
+    return not not_written(outcome)
 
 
 def _judge_queue(outcome, expected, port):
     if not outcome.finished:
         return f"queue_state() did not return within {TIME_LIMIT:g} s."
-    if expected is not None and _not_written(outcome):
+    if expected is not None and not_written(outcome):
         return NOT_WRITTEN
     if outcome.error is not None:
         hint = describe_error(outcome.error)

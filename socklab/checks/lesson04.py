@@ -63,9 +63,6 @@ def _run(function, wsock, *args):
     return _Run(outcome, timed_out)
 
 
-def _describe(exc):
-    """Like describe_error(), without a dangling colon when the exception has no message."""
-    return describe_error(exc) if str(exc) else f"it raised {type(exc).__name__}"
 
 
 def _random_bytes(count, seed=SEED):
@@ -151,16 +148,16 @@ def _judge_exact(run, wsock, expected, n):
             return "is it written yet?  Replace the `...` with your code."
         if isinstance(run.error, (EOFError, ConnectionError)) and n == 0:
             return (
-                f"{_describe(run.error)}\n"
+                f"{describe_error(run.error)}\n"
                 "With n = 0 there is nothing to read: return b'' without calling recv()\n"
                 "(recv(0) returns b'' even on an open connection -- man 2 recv)."
             )
         if isinstance(run.error, (EOFError, ConnectionError)):
             return (
-                f"{_describe(run.error)}, although the sender sent all {n:,} bytes.\n"
+                f"{describe_error(run.error)}, although the sender sent all {n:,} bytes.\n"
                 "Raise it only when recv() returns b'' before you have n bytes."
             )
-        return _describe(run.error)
+        return describe_error(run.error)
     value = run.value
     if value is None:
         return "is it written yet?  Replace the `...` with your code."
@@ -240,7 +237,7 @@ def _case_early_close(recv_exact):
         if isinstance(run.error, (EOFError, ConnectionError)):
             return run, None
         return run, (
-            f"{_describe(run.error)}\n"
+            f"{describe_error(run.error)}\n"
             "Raise EOFError (or ConnectionError): what a caller expects when the\n"
             "connection ends too early."
         )
@@ -328,7 +325,7 @@ def _judge_message(run, wsock, data, received):
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
             return "is it written yet?  Replace the `...` with your code."
-        return _describe(run.error)
+        return describe_error(run.error)
     if data and not wsock.sends:
         return "is it written yet?  Replace the `...` with your code."
     if received is None:

@@ -35,12 +35,11 @@ UDP_SEED = 4  # with loss 0.5: the first two datagrams are dropped, the third pa
 UDP_TIMEOUT = 0.2  # seconds ask_udp waits for each reply in the check
 
 
-def _describe(exc):
-    return describe_error(exc) if str(exc) else f"it raised {type(exc).__name__}"
 
 
 def _not_written(outcome):
-    """A stub: the body is still `...` (returns None) or raises NotImplementedError."""
+    """A stub that raises NotImplementedError.  (Not report.not_written: a handler
+    returning None is normal here, so only the explicit stub counts.)"""
     return isinstance(outcome.error, NotImplementedError)
 
 
@@ -205,7 +204,7 @@ def _run_echo_case(echo_handler, listener, case):
         try:
             client_hint = case.run(client)
         except OSError as exc:
-            client_hint = f"the client's socket failed: {_describe(exc)}"
+            client_hint = f"the client's socket failed: {describe_error(exc)}"
         finally:
             client.close()
         thread.join(RETURN_WAIT)  # the client has gone: the handler should return
@@ -238,15 +237,15 @@ def _judge_echo(outcome, conn, client_hint, still_running, case):
     if outcome.error is not None:
         if case.reset and isinstance(outcome.error, (ConnectionResetError, BrokenPipeError)):
             return (
-                f"{_describe(outcome.error)}.\n"
+                f"{describe_error(outcome.error)}.\n"
                 "A client that resets the connection is normal life for a server, not a\n"
                 "bug: catch ConnectionResetError and BrokenPipeError (both are\n"
                 "ConnectionError) and return, so the server goes on with the next client."
             )
         if isinstance(outcome.error, TimeoutError):
-            return (f"{_describe(outcome.error)}: the handler waited for bytes after the"
+            return (f"{describe_error(outcome.error)}: the handler waited for bytes after the"
                     " client had finished.")
-        return _describe(outcome.error)
+        return describe_error(outcome.error)
     if still_running:
         return (
             "the handler was still running after the client had gone.\n"
@@ -354,7 +353,7 @@ def _judge_udp(outcome, case, fates, elapsed):
         )
     if expect_reply:
         if outcome.error is not None:
-            return _describe(outcome.error)
+            return describe_error(outcome.error)
         reply = outcome.value
         if isinstance(reply, tuple):
             return "it returned a tuple: return just the reply's bytes (recvfrom() gives (data, address))."
@@ -370,7 +369,7 @@ def _judge_udp(outcome, case, fates, elapsed):
             "Raise TimeoutError instead: the caller must know that no reply came."
         )
     if not isinstance(outcome.error, TimeoutError):
-        return (f"{_describe(outcome.error)}; after the last lost try raise TimeoutError"
+        return (f"{describe_error(outcome.error)}; after the last lost try raise TimeoutError"
                 " (socket.timeout is the same class).")
     least = tries_allowed * UDP_TIMEOUT * 0.8
     if elapsed < least:

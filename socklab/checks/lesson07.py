@@ -20,7 +20,7 @@ import socket
 
 from ..relay import CLIENT_TO_SERVER, LossyRelay
 from ..servers import UDPEchoServer, serve
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
 
 __all__ = ["CheckStopped", "arrival_order", "check_receive_numbered", "check_probe"]
 
@@ -35,8 +35,6 @@ class CheckStopped(BaseException):
     """
 
 
-def _describe(exc):
-    return describe_error(exc) if str(exc) else f"it raised {type(exc).__name__}"
 
 
 def arrival_order(fates):
@@ -130,10 +128,6 @@ class _WatchedUDPSocket:
 # ------------------------------------------------------------ receive_numbered
 
 
-def _not_written(outcome):
-    if outcome.error is not None:
-        return isinstance(outcome.error, NotImplementedError)
-    return outcome.value is None
 
 
 def _as_numbers(value, what):
@@ -160,16 +154,16 @@ def _judge_numbered(outcome, timed_out, expected, count):
             "recv() a time limit (sock.settimeout(timeout)), and when it runs out,\n"
             "stop and return what you have."
         )
-    if _not_written(outcome):
+    if not_written(outcome):
         return "is it written yet?  Replace the `...` with your code."
     if isinstance(outcome.error, TimeoutError):
         return (
-            f"{_describe(outcome.error)}\n"
+            f"{describe_error(outcome.error)}\n"
             "The timeout is how the receiver learns that nothing more is coming:\n"
             "catch TimeoutError (socket.timeout), leave the loop and return the report."
         )
     if outcome.error is not None:
-        return _describe(outcome.error)
+        return describe_error(outcome.error)
     value = outcome.value
     if not isinstance(value, (tuple, list)) or len(value) != 4:
         return "it should return four lists: (arrived, missing, duplicates, late)."
@@ -266,7 +260,7 @@ def check_receive_numbered(receive_numbered):
     for description, settings in cases:
         hint, outcome = _numbered_case(receive_numbered, *settings)
         report.add(hint is None, description, hint or "")
-        if _not_written(outcome) or hint and "did not return" in hint:
+        if not_written(outcome) or hint and "did not return" in hint:
             break  # one hint is enough
     return report
 
@@ -310,22 +304,22 @@ def _judge_probe(outcome, timed_out, want):
             "answers leaves recv() waiting forever: set a timeout on the socket\n"
             "(sock.settimeout(timeout)) and return 'silent' when it runs out."
         )
-    if _not_written(outcome):
+    if not_written(outcome):
         return "is it written yet?  Replace the `...` with your code."
     if outcome.error is not None:
         error = outcome.error
         if isinstance(error, ConnectionRefusedError):
             return (
-                f"{_describe(error)}\n"
+                f"{describe_error(error)}\n"
                 "That is the answer, not a failure: catch ConnectionRefusedError and\n"
                 "return 'refused'."
             )
         if isinstance(error, TimeoutError):
             return (
-                f"{_describe(error)}\n"
+                f"{describe_error(error)}\n"
                 "No reply within the timeout is the answer 'silent': catch TimeoutError."
             )
-        return _describe(error)
+        return describe_error(error)
     value = outcome.value
     if value not in VERDICTS:
         return f"it returned {value!r}; return one of {', '.join(map(repr, VERDICTS))}."
@@ -366,7 +360,7 @@ def check_probe(probe):
                     thread.join(TIME_LIMIT)
                 hint = _judge_probe(outcome, timed_out, want)
                 report.add(hint is None, description, hint or "")
-                if _not_written(outcome) or timed_out:
+                if not_written(outcome) or timed_out:
                     break
     finally:
         silent.server.stop()

@@ -32,8 +32,6 @@ SMALL_BUFFER = 4096  # SO_SNDBUF / SO_RCVBUF for the send test (the kernel doubl
 NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 
 
-def _describe(exc):
-    return describe_error(exc) if str(exc) else f"it raised {type(exc).__name__}"
 
 
 # ------------------------------------------------------------ set_timeouts
@@ -72,19 +70,19 @@ def _looks_like_stub(function):
 
 def _hint_for_error(exc):
     if isinstance(exc, OSError) and exc.errno == errno.EINVAL:
-        return (f"{_describe(exc)}\n"
+        return (f"{describe_error(exc)}\n"
                 "The kernel rejected the value's size.  A struct timeval is two C longs,\n"
                 "16 bytes on 64-bit Linux: struct.pack('ll', whole_seconds, microseconds).\n"
                 "An int, or struct.pack('ii', ...), is only 4 or 8 bytes.")
     if isinstance(exc, OSError) and exc.errno == errno.EDOM:
-        return (f"{_describe(exc)}\n"
+        return (f"{describe_error(exc)}\n"
                 "EDOM: the microseconds field must be below 1,000,000.  Put the whole\n"
                 "seconds in the first field and only the rest, in microseconds, in the second.")
     if isinstance(exc, struct.error):
-        return (f"{_describe(exc)}\n"
+        return (f"{describe_error(exc)}\n"
                 "struct.pack('ll', ...) wants two ints: whole seconds, and the rest in\n"
                 "microseconds -- not a float.")
-    return _describe(exc)
+    return describe_error(exc)
 
 
 def _judge_values(sock, seconds):
@@ -135,7 +133,7 @@ def _judge_wait(kind, outcome, took, finished, seconds):
     if error is None:
         return f"{kind} did not fail, but it should have: the peer never answers."
     if not isinstance(error, BlockingIOError):
-        return f"{kind} {_describe(error)}; expected BlockingIOError (EAGAIN)."
+        return f"{kind} {describe_error(error)}; expected BlockingIOError (EAGAIN)."
     if took < seconds - ROUNDING - 0.05:
         return (f"{kind} gave up after {took:.2f} s, before the limit of {seconds:g} s.\n"
                 "Is the socket non-blocking (setblocking(False))?  It must stay blocking.")
@@ -224,14 +222,14 @@ def _judge_reply(outcome, data, seen):
     if outcome.error is not None:
         exc = outcome.error
         if isinstance(exc, OSError) and exc.errno == errno.EBADF:
-            return (f"{_describe(exc)}\n"
+            return (f"{describe_error(exc)}\n"
                     "The socket was closed before you read the reply.  close() gives up the\n"
                     "socket in both directions; shutdown(socket.SHUT_WR) ends only your sending.")
         if isinstance(exc, ConnectionResetError):
-            return (f"{_describe(exc)}\n"
+            return (f"{describe_error(exc)}\n"
                     "The server's answer met a socket that no longer reads.  Did you shut down\n"
                     "both directions (SHUT_RDWR)?  Only SHUT_WR: you still have to read.")
-        return _describe(exc)
+        return describe_error(exc)
     if reply is None:
         return NOT_WRITTEN
     if isinstance(reply, str):

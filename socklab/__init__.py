@@ -20,6 +20,7 @@ Run ``python -m socklab doctor`` to see what works on this machine.
 
 from . import c, capture, checks, doctor, trace
 from .events import Event, EventLog
+from .progress import Progress
 from .registry import running, stop_all
 from .relay import LossyRelay
 from .servers import (
@@ -36,6 +37,7 @@ __all__ = [
     "Event",
     "EventLog",
     "LossyRelay",
+    "Progress",
     "TCPEchoServer",
     "TCPServer",
     "UDPEchoServer",

@@ -41,3 +41,28 @@ def test_an_exception_still_ends_the_line_and_propagates():
             raise RuntimeError("boom")
     assert out.getvalue().endswith("\n")
     assert "x: 1 of 2, " in out.getvalue()
+
+
+def test_in_a_kernel_it_is_a_bar_whose_stored_text_is_fixed():
+    # A real kernel: what the notebook stores is one display with a fixed text
+    # form, while the bar's value travels as widget state (not an output).
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import socklab\n"
+        "with socklab.Progress('rounds', 3) as step:\n"
+        "    for name in ('C', 'Python', 'iperf3'):\n"
+        "        step(name)\n"
+        "step.done")]
+    NotebookClient(nb, timeout=60, kernel_name="python3",
+                   store_widget_state=True).execute()
+    outputs = nb.cells[0].outputs
+    assert outputs[0].output_type == "display_data"
+    assert outputs[0].data["text/plain"] == "[progress: rounds, 3 steps]"
+    assert "application/vnd.jupyter.widget-view+json" in outputs[0].data
+    assert outputs[-1].data["text/plain"] == "3"
+    states = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    bars = [s["state"] for s in states.values() if s["model_name"] == "IntProgressModel"]
+    assert [(b["value"], b["max"], b["bar_style"]) for b in bars] == [(3, 3, "success")]

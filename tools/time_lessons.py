@@ -1,0 +1,77 @@
+"""How long each lesson takes: measured run time, and a class-time estimate.
+
+    python tools/time_lessons.py [notebooks/en/*.ipynb]
+
+For each lesson it runs every cell in a fresh kernel (nothing is stored: the
+notebooks are not changed) and prints a Markdown table for docs/instructor.md:
+
+- run time: "Run All" on this machine, measured, in seconds;
+- the longest cell, so an instructor knows where a class will wait;
+- a class-time estimate, from the lesson's size, by a rule stated in the table's
+  footnote (prose read at 120 words a minute, one minute per code cell to run and
+  look at, ten minutes per exercise). It is a planning figure, not a measurement
+  of learners.
+"""
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+WORDS_PER_MINUTE = 120
+MINUTES_PER_CODE_CELL = 1
+MINUTES_PER_EXERCISE = 10
+
+
+def run_time(path):
+    """(total seconds, (seconds, first line) of the slowest cell) for one lesson."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(Path(path).parent)}})
+    slowest = (0.0, "")
+    with client.setup_kernel():
+        started = time.monotonic()
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            t = time.monotonic()
+            client.execute_cell(cell, index)
+            took = time.monotonic() - t
+            if took > slowest[0]:
+                slowest = (took, (cell.source.splitlines() or [""])[0])
+        total = time.monotonic() - started
+    return total, slowest
+
+
+def class_minutes(path):
+    """The planning estimate: reading, running and exercises."""
+    nb = nbformat.read(path, as_version=4)
+    words = sum(len(re.findall(r"\w+", c.source)) for c in nb.cells
+                if c.cell_type == "markdown")
+    code_cells = sum(c.cell_type == "code" for c in nb.cells)
+    # An exercise is a stub cell ("# your code here") that calls a checker.
+    exercises = sum(bool(re.search(r"\bcheck_\w+\(", c.source))
+                    and "your code here" in c.source
+                    for c in nb.cells if c.cell_type == "code")
+    minutes = (words / WORDS_PER_MINUTE + code_cells * MINUTES_PER_CODE_CELL
+               + exercises * MINUTES_PER_EXERCISE)
+    return round(minutes / 5) * 5, words, code_cells, exercises
+
+
+def main(paths):
+    print("| lesson | run time (Run All) | longest cell | prose words | code cells "
+          "| exercises | class time (estimate) |")
+    print("|---|---|---|---|---|---|---|")
+    for path in paths:
+        total, (slow_s, slow_line) = run_time(path)
+        minutes, words, cells, exercises = class_minutes(path)
+        name = Path(path).stem
+        print(f"| {name} | {total:.0f} s | {slow_s:.0f} s `{slow_line[:40]}` | {words} "
+              f"| {cells} | {exercises} | {minutes} min |", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or sorted(str(p) for p in Path("notebooks/en").glob("*.ipynb")))

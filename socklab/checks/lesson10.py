@@ -1,0 +1,412 @@
+"""Checks for lesson 10's exercises: echo_server() and connect_with_timeout().
+
+* check_echo_server: the learner's ``echo_server(listener, stop)`` is an event loop
+  (selectors or asyncio) in ONE thread.  The check hands it a listening socket and
+  the reading end of a socketpair, starts it in a thread of its own, and sends
+  the clients of socklab.checks.adversary at it, one kind after the other:
+
+  - one polite client;
+  - 100 clients at once, each with its own message -- served from one thread;
+  - 5 clients that send one byte at a time, taking turns;
+  - 10 clients that send and then reset (RST), and a new client after them;
+  - a client that sends up to 16 MiB and never reads: another client must still be
+    served, and the server may hold only about 1 MiB of unsent echo for it, so the
+    flood must stall after at most FLOOD_ALLOWED bytes (the kernels' buffers are
+    kept small by the check: the listener's, inherited by accepted sockets, and
+    the flooding client's);
+  - 20 idle clients: the server's thread may use at most IDLE_CPU_ALLOWED seconds of
+    CPU in IDLE_WINDOW seconds -- no busy loop;
+  - then one byte on the other end of ``stop``: the function must return.
+
+* check_connect_with_timeout: the learner's ``connect_with_timeout(address,
+  timeout)`` connects without blocking, waits in select/poll/selectors, and reads
+  SO_ERROR: a listening server (a connected, blocking socket comes back), a port
+  nobody listens on (ConnectionRefusedError), and a server whose accept queue is
+  full, so that its kernel ignores the SYN (TimeoutError after about ``timeout``).
+"""
+
+import errno
+import socket
+import threading
+import time
+
+from . import adversary
+from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
+
+__all__ = ["check_connect_with_timeout", "check_echo_server"]
+
+MANY = 100  # clients at once
+SLOW = 5  # clients sending a byte at a time
+RESETTERS = 10  # clients that reset
+IDLE = 20  # clients that say nothing
+SMALL_BUFFER = 65536  # SO_RCVBUF / SO_SNDBUF of the listener, inherited by accepted sockets
+HOLD_ALLOWED = 1024 * 1024  # unsent echo the server may keep for one client
+FLOOD_ALLOWED = 4 * 1024 * 1024  # what a flooding client may get in, kernels included
+FLOOD_LIMIT = 16 * 1024 * 1024  # the flooding client sends no more than this
+FLOOD_SECONDS = 3.0
+IDLE_WINDOW = 1.0  # seconds the idle server's CPU time is measured over
+IDLE_CPU_ALLOWED = 0.1  # seconds of CPU in that window
+STOP_WAIT = 2.0  # seconds the function has to return once stop is readable
+START_WAIT = 0.3  # a stub returns at once: how long to watch for that
+ECHO_WAIT = 2.0  # seconds clients wait for their echoes
+
+
+# ----------------------------------------------------------------- echo_server
+
+def _died_hint(outcome):
+    """Why the learner's loop ended before it was told to stop, in plain words."""
+    exc = outcome.error
+    if exc is None:
+        return (f"echo_server() returned ({outcome.value!r}) before `stop` was readable.\n"
+                "The loop must run until the check sends a byte on `stop`.")
+    text = describe_error(exc)
+    if isinstance(exc, KeyError) and "already registered" in str(exc):
+        text = "it raised KeyError: a new socket's descriptor \"is already registered\""
+        return (f"{text}.\nA new connection got the descriptor number of one you closed, and the\n"
+                "selector still had the old one: unregister() a socket BEFORE you close it.")
+    if isinstance(exc, ValueError) and ("closed" in str(exc) or "-1" in str(exc)):
+        return (f"{text}.\nA closed socket was still used (or still registered): when a client\n"
+                "goes, unregister it from the selector, then close it, then forget it.")
+    if isinstance(exc, ConnectionError):
+        return (f"{text}.\nOne client resetting the connection ended the whole server.  Catch\n"
+                "ConnectionError (reset, broken pipe) around recv()/send() and drop just that client.")
+    if isinstance(exc, BlockingIOError):
+        return (f"{text}.\nOn a non-blocking socket a call that cannot go on at once raises\n"
+                "BlockingIOError.  sendall() does when the buffer is full: use send(), keep\n"
+                "what it did not take, and send it when the selector says EVENT_WRITE.")
+    return text
+
+
+class _Harness:
+    """The learner's server running in a thread, and the check's view of it."""
+
+    def __init__(self, echo_server):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Small buffers, inherited by every accepted socket: a server that stops
+        # reading from a client it cannot answer stops that client soon.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.address = self.listener.getsockname()
+        self.stop_reader, self.stop_writer = socket.socketpair()
+        self.stop_reader.setblocking(False)  # asyncio's loop.sock_recv() wants that
+        self.threads_before = set(threading.enumerate())
+        self.outcome, self.thread = call_with_time_limit(
+            echo_server, self.listener, self.stop_reader, limit=START_WAIT)
+        self.clients = []
+
+    @property
+    def running(self):
+        return not self.outcome.finished
+
+    def connect(self, count):
+        socks = adversary.connect_many(self.address, count)
+        self.clients += socks
+        return socks
+
+    def other_threads(self):
+        now = set(threading.enumerate()) - self.threads_before - {self.thread}
+        return [thread for thread in now if thread.is_alive()]
+
+    def cpu(self):
+        try:
+            return adversary.thread_cpu_seconds(self.thread)
+        except (OSError, TypeError):  # the thread has ended meanwhile
+            return None
+
+    def stop(self):
+        """Ask the loop to end (a byte on `stop`); True if it returned in time."""
+        try:
+            self.stop_writer.send(b"x")
+        except OSError:
+            pass
+        self.thread.join(STOP_WAIT)
+        return self.outcome.finished
+
+    def close(self):
+        adversary.close_all(self.clients)
+        if self.running:
+            # It did not stop: closing the listener makes accept() fail, at least.
+            self.stop()
+        for sock in (self.listener, self.stop_reader, self.stop_writer):
+            sock.close()
+        self.thread.join(0.5)
+
+
+def check_echo_server(echo_server):
+    """Check ``echo_server(listener, stop)``: an event-loop echo server in one thread.
+
+    ``listener`` is a listening TCP socket; ``stop`` a socket that becomes readable
+    when the server must close its connections and return.  See the module's
+    docstring for the clients it must survive.
+    """
+    report = Report("Checking echo_server(listener, stop):")
+    server = _Harness(echo_server)
+    try:
+        _check_echo_cases(report, server)
+    finally:
+        server.close()
+    return report
+
+
+def _check_echo_cases(report, server):
+    if server.outcome.finished:
+        if not_written(server.outcome):
+            report.add(False, "one client: its message comes back",
+                       "is it written yet?  Replace the `...` with your code.")
+        else:
+            report.add(False, "echo_server() keeps running until `stop`", _died_hint(server.outcome))
+        return
+    steps = [_one_client, _many_clients, _slow_clients, _resetting_clients,
+             _flooding_client, _idle_clients, _stop]
+    for step in steps:
+        step(report, server)
+        if step is not _stop and not server.running:
+            report.add(False, "the server kept running through all of this", _died_hint(server.outcome))
+            return
+
+
+def _one_client(report, server):
+    (sock,) = server.connect(1)
+    failed = adversary.echo_round([sock], timeout=ECHO_WAIT)
+    report.add(not failed, "one client: its message comes back",
+               "" if not failed else
+               f"the client sent one line and got no echo within {ECHO_WAIT:g} s.\n"
+               "Register the listener for EVENT_READ, accept() when it is ready, register\n"
+               "the new connection, and send back what recv() returns.")
+
+
+def _many_clients(report, server):
+    socks = server.connect(MANY)
+    failed = adversary.echo_round(socks, timeout=ECHO_WAIT)
+    report.add(not failed, f"{MANY} clients at once: each gets its own message back",
+               "" if not failed else
+               f"{len(failed)} of {MANY} clients did not get their message back within "
+               f"{ECHO_WAIT:g} s.\nDoes a recv() or an accept() wait for one client while "
+               "others are ready?\nCall each only when the selector says that socket is ready.")
+    threads = server.other_threads()
+    report.add(len(threads) < 10, f"... served from one thread (no thread per client)",
+               "" if len(threads) < 10 else
+               f"{len(threads)} new threads appeared.  The exercise is an event loop: one\n"
+               "thread waits in select() for every socket at once.")
+
+
+def _slow_clients(report, server):
+    socks = server.connect(SLOW)
+    stuck = adversary.trickle(socks, timeout=1.0)
+    report.add(stuck is None, f"{SLOW} clients sending one byte at a time, taking turns",
+               "" if stuck is None else
+               f"client {stuck[0] + 1} sent byte {stuck[1] + 1} and got no echo within 1 s.\n"
+               "Echo whatever one recv() returns, even a single byte: there are no\n"
+               "messages in a stream, and the next byte may come much later.")
+
+
+def _resetting_clients(report, server):
+    socks = server.connect(RESETTERS)
+    for number, sock in enumerate(socks):
+        sock.sendall(adversary.message_for(number, 1000))
+    time.sleep(0.05)  # let the data arrive first: the server meets the RST mid-echo
+    for sock in socks:
+        adversary.reset(sock)
+    time.sleep(0.2)  # the server sees the resets
+    if not server.running:
+        return
+    (after,) = server.connect(1)
+    failed = adversary.echo_round([after], timeout=ECHO_WAIT)
+    report.add(not failed, f"{RESETTERS} clients reset (RST); a new client is still served",
+               "" if not failed else
+               f"after the resets a new client got no echo within {ECHO_WAIT:g} s.")
+
+
+def _flooding_client(report, server):
+    flood = adversary.Flood(server.address, limit=FLOOD_LIMIT)
+    try:
+        sender = threading.Thread(target=flood.run, args=(FLOOD_SECONDS,),
+                                  name="socklab check flood", daemon=True)
+        sender.start()
+        time.sleep(0.2)  # the flood is under way
+        (other,) = server.connect(1)
+        failed = adversary.echo_round([other], timeout=1.0)
+        report.add(not failed, "a client sends and never reads: another client is still served",
+                   "" if not failed else
+                   "while one client sent without reading, another client got no echo\n"
+                   "within 1 s: a call in the loop is blocking.  Make every accepted socket\n"
+                   "non-blocking (conn.setblocking(False)), and never use sendall() in the\n"
+                   "loop: send() what the kernel takes now and keep the rest for EVENT_WRITE.")
+        sender.join(FLOOD_SECONDS + 1.0)
+        mib = flood.sent / (1024 * 1024)
+        report.add(flood.sent <= FLOOD_ALLOWED,
+                   f"... and the server holds at most about {HOLD_ALLOWED // 1024 // 1024} MiB"
+                   " of unsent echo for it",
+                   "" if flood.sent <= FLOOD_ALLOWED else
+                   f"the client got {mib:.1f} MiB in without reading a byte of the echo: the\n"
+                   "server keeps reading from a client it cannot answer, and stores it all.\n"
+                   "Once a client's unsent echo is over 1 MiB, stop reading from it\n"
+                   "(register it for EVENT_WRITE only) until it has drained.  asyncio:\n"
+                   "`await writer.drain()` after each write() does exactly that.")
+    finally:
+        flood.close()
+
+
+def _idle_clients(report, server):
+    server.connect(IDLE)
+    time.sleep(0.2)  # accepted and registered by now
+    before = server.cpu()
+    time.sleep(IDLE_WINDOW)
+    after = server.cpu()
+    if before is None or after is None:
+        return
+    used = after - before
+    report.add(used <= IDLE_CPU_ALLOWED,
+               f"{IDLE} idle clients: the server's thread sleeps (no busy loop)",
+               "" if used <= IDLE_CPU_ALLOWED else
+               f"with nothing to do the server's thread used {used:.2f} s of CPU in "
+               f"{IDLE_WINDOW:g} s.\nIt spins: is every socket registered for EVENT_WRITE "
+               "all the time (a socket\nis almost always writable), or select() called "
+               "with timeout 0?  Ask for\nEVENT_WRITE only while there is echo to send.")
+
+
+def _stop(report, server):
+    stopped = server.stop()
+    hint = ""
+    if not stopped:
+        hint = (f"it was still running {STOP_WAIT:g} s after a byte arrived on `stop`.\n"
+                "Register `stop` for EVENT_READ with the rest; when it is ready, close\n"
+                "your sockets and return.")
+    elif server.outcome.error is not None:
+        hint = describe_error(server.outcome.error)
+    report.add(not hint, "a byte on `stop`: echo_server() returns", hint)
+
+
+# -------------------------------------------------------- connect_with_timeout
+
+CONNECT_TIMEOUT = 0.5  # seconds given to the learner's function in the timeout case
+
+
+def check_connect_with_timeout(connect_with_timeout):
+    """Check ``connect_with_timeout(address, timeout) -> socket``.
+
+    It must return a connected socket in blocking mode, raise
+    ConnectionRefusedError when nobody listens, and raise TimeoutError once
+    ``timeout`` seconds have passed without an answer.
+    """
+    report = Report("Checking connect_with_timeout(address, timeout):")
+    for description, case in (
+        ("a listening server: a connected, blocking socket comes back", _connect_listening),
+        ("nobody listens: ConnectionRefusedError", _connect_refused),
+        (f"the server's queue is full: TimeoutError after about {CONNECT_TIMEOUT} s",
+         _connect_full_queue),
+    ):
+        hint = case(connect_with_timeout)
+        report.add(hint is None, description, hint or "")
+        if hint is not None and hint.startswith("is it written yet?"):
+            break
+    return report
+
+
+def _close_result(outcome):
+    if isinstance(outcome.value, socket.socket):
+        outcome.value.close()
+
+
+def _connect_listening(connect_with_timeout):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIME_LIMIT)
+        outcome, _ = call_with_time_limit(connect_with_timeout, listener.getsockname(), 2.0)
+        try:
+            if not outcome.finished:
+                return (f"it did not return within {TIME_LIMIT:g} s although the server listens.\n"
+                        "Once select/poll says the socket is writable, the handshake is over.")
+            if not_written(outcome):
+                return "is it written yet?  Replace the `...` with your code."
+            if outcome.error is not None:
+                return describe_error(outcome.error)
+            sock = outcome.value
+            if not isinstance(sock, socket.socket):
+                return f"it returned {sock!r}: return the connected socket."
+            try:
+                peer = sock.getpeername()
+            except OSError:
+                return ("the socket it returned is not connected.  connect_ex() on a non-blocking\n"
+                        "socket only STARTS the handshake (EINPROGRESS): wait until it is writable.")
+            if peer != listener.getsockname():
+                return f"it is connected to {peer}, not to the address it was given."
+            if not sock.getblocking() or sock.gettimeout() is not None:
+                return (f"the socket comes back with gettimeout() = {sock.gettimeout()!r}.  "
+                        "Hand it back in\nblocking mode, as create_connection() would: "
+                        "sock.setblocking(True).")
+            accepted, _ = listener.accept()
+            with accepted:
+                accepted.sendall(b"hi")
+                sock.settimeout(TIME_LIMIT)
+                if sock.recv(10) != b"hi":
+                    return "bytes sent by the server did not arrive on the socket it returned."
+            return None
+        finally:
+            _close_result(outcome)
+
+
+def _connect_refused(connect_with_timeout):
+    with socket.socket() as closed_door:  # bound, never listening: the kernel refuses
+        closed_door.bind(("127.0.0.1", 0))
+        started = time.monotonic()
+        outcome, _ = call_with_time_limit(connect_with_timeout, closed_door.getsockname(), 2.0)
+        elapsed = time.monotonic() - started
+        try:
+            if not outcome.finished:
+                return f"it did not return within {TIME_LIMIT:g} s, though the refusal comes at once."
+            if not_written(outcome):
+                return "is it written yet?  Replace the `...` with your code."
+            if isinstance(outcome.error, ConnectionRefusedError):
+                if elapsed > 1.5:
+                    return (f"right error, but after {elapsed:.1f} s: a refusal is over as soon as"
+                            " the socket is writable.")
+                return None
+            if outcome.error is None:
+                return ("it returned a socket, but nobody listens there.  'Writable' means the\n"
+                        "attempt is OVER, not that it worked: read SO_ERROR (getsockopt) and, if\n"
+                        "it is not 0, raise OSError(err, os.strerror(err)).")
+            if isinstance(outcome.error, TimeoutError):
+                return ("it raised TimeoutError, but the server's kernel refused at once: the socket\n"
+                        "became writable with SO_ERROR = ECONNREFUSED.  Read SO_ERROR.")
+            if isinstance(outcome.error, OSError) and outcome.error.errno == errno.ECONNREFUSED:
+                return None
+            return describe_error(outcome.error)
+        finally:
+            _close_result(outcome)
+
+
+def _connect_full_queue(connect_with_timeout):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # room for one connection; Linux drops the SYNs after it
+        with socket.create_connection(listener.getsockname(), timeout=TIME_LIMIT):
+            started = time.monotonic()
+            outcome, thread = call_with_time_limit(
+                connect_with_timeout, listener.getsockname(), CONNECT_TIMEOUT)
+            elapsed = time.monotonic() - started
+            try:
+                if not outcome.finished:
+                    return (f"it did not return within {TIME_LIMIT:g} s: the wait has no limit.\n"
+                            "Pass the timeout to select()/poll()/selector.select(); when it\n"
+                            "returns nothing, raise TimeoutError.")
+                if not_written(outcome):
+                    return "is it written yet?  Replace the `...` with your code."
+                if outcome.error is None:
+                    return (f"it returned {outcome.value!r}, but no handshake could complete: the\n"
+                            "server's queue is full and its kernel ignores the SYN.  Raise\n"
+                            "TimeoutError when the wait ends without the socket being writable.")
+                if not isinstance(outcome.error, TimeoutError):
+                    return (f"{describe_error(outcome.error)}; raise TimeoutError when the time is up"
+                            " (socket.timeout is the same class).")
+                if elapsed < CONNECT_TIMEOUT * 0.8:
+                    return (f"it gave up after {elapsed:.2f} s; wait the whole timeout "
+                            f"({CONNECT_TIMEOUT} s) for the socket to become writable.")
+                if elapsed > CONNECT_TIMEOUT + 1.0:
+                    return (f"it raised TimeoutError, but only after {elapsed:.1f} s; the timeout "
+                            f"was {CONNECT_TIMEOUT} s.")
+                return None
+            finally:
+                _close_result(outcome)
+        # Leaving: the listener closes, so a connect() still waiting is refused and ends.

@@ -1,0 +1,286 @@
+"""Lesson 10's checks accept right answers and reject the usual wrong ones, in words.
+
+The servers and clients here are real, on loopback.  The wrong echo servers are
+one right server with one mistake switched on each, so that each test shows the
+check catching exactly that mistake.
+"""
+
+import asyncio
+import os
+import select
+import selectors
+import socket
+import threading
+
+import pytest
+
+import socklab
+from socklab.checks import lesson10
+
+
+def hints(report):
+    return "\n".join(hint for passed, _, hint in report.results if not passed)
+
+
+def failed(report):
+    return [description for passed, description, _ in report.results if not passed]
+
+
+# ------------------------------------------------------------------ echo_server
+
+def make_server(*, unregister=True, catch_reset=True, limit=1 << 20, nonblocking=True,
+                write_always=False, honour_stop=True):
+    """A selectors echo server; each keyword argument can switch on one classic bug."""
+
+    def echo_server(listener, stop):
+        listener.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ, "accept")
+        if honour_stop:
+            sel.register(stop, selectors.EVENT_READ, "stop")
+        pending = {}
+
+        def update(sock):
+            events = selectors.EVENT_READ if len(pending[sock]) < limit else 0
+            if pending[sock] or write_always:
+                events |= selectors.EVENT_WRITE
+            sel.modify(sock, events)
+
+        def drop(sock):
+            if unregister:
+                sel.unregister(sock)
+            del pending[sock]
+            sock.close()
+
+        try:
+            while True:
+                for key, mask in sel.select():
+                    if key.data == "stop":
+                        return
+                    if key.data == "accept":
+                        conn, _ = listener.accept()
+                        if nonblocking:
+                            conn.setblocking(False)
+                        pending[conn] = bytearray()
+                        sel.register(conn, selectors.EVENT_READ, "conn")
+                        update(conn)
+                        continue
+                    sock = key.fileobj
+                    try:
+                        if mask & selectors.EVENT_READ:
+                            data = sock.recv(65536)
+                            if not data:
+                                drop(sock)
+                                continue
+                            if nonblocking:
+                                pending[sock] += data
+                            else:
+                                sock.sendall(data)
+                        if pending[sock]:
+                            del pending[sock][:sock.send(pending[sock])]
+                    except BlockingIOError:
+                        pass
+                    except ConnectionError:
+                        if not catch_reset:
+                            raise
+                        drop(sock)
+                        continue
+                    update(sock)
+        finally:
+            for sock in pending:
+                sock.close()
+            sel.close()
+
+    return echo_server
+
+
+def asyncio_server(drain=True):
+    def echo_server(listener, stop):
+        async def handle(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    if drain:
+                        await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        async def main():
+            server = await asyncio.start_server(handle, sock=listener)
+            async with server:
+                await asyncio.get_running_loop().sock_recv(stop, 1)
+
+        asyncio.run(main())
+
+    return echo_server
+
+
+def thread_per_client(listener, stop):
+    def serve(conn):
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                pass
+
+    while True:
+        ready, _, _ = select.select([listener, stop], [], [])
+        if stop in ready:
+            return
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def echo_server_stub(listener, stop):
+    ...
+
+
+@pytest.mark.parametrize("server", [make_server(), asyncio_server()],
+                         ids=["selectors", "asyncio"])
+def test_right_echo_servers_pass(server):
+    report = lesson10.check_echo_server(server)
+    assert report.ok, report
+    assert len(report.results) == 9
+
+
+def test_stub_is_not_written_yet():
+    report = lesson10.check_echo_server(echo_server_stub)
+    assert len(report.results) == 1 and not report.ok
+    assert "is it written yet?" in hints(report)
+
+
+def test_closing_without_unregister_is_named():
+    report = lesson10.check_echo_server(make_server(unregister=False))
+    assert not report.ok
+    assert "unregister() a socket BEFORE you close it" in hints(report)
+
+
+def test_not_catching_reset_is_named():
+    report = lesson10.check_echo_server(make_server(catch_reset=False))
+    assert not report.ok
+    assert "Catch\nConnectionError" in hints(report)
+
+
+def test_blocking_sendall_in_the_loop_is_named():
+    report = lesson10.check_echo_server(make_server(nonblocking=False))
+    assert failed(report) == ["a client sends and never reads: another client is still served"]
+    assert "setblocking(False)" in hints(report)
+
+
+def test_unbounded_buffer_is_rejected():
+    report = lesson10.check_echo_server(make_server(limit=1 << 40))
+    assert len(failed(report)) == 1 and "holds at most" in failed(report)[0], report
+    assert "stop reading from it" in hints(report)
+
+
+def test_asyncio_without_drain_is_rejected():
+    report = lesson10.check_echo_server(asyncio_server(drain=False))
+    assert len(failed(report)) == 1 and "holds at most" in failed(report)[0], report
+    assert "writer.drain()" in hints(report)
+
+
+def test_always_writable_registration_is_a_busy_loop():
+    report = lesson10.check_echo_server(make_server(write_always=True))
+    assert len(failed(report)) == 1 and "no busy loop" in failed(report)[0], report
+    assert "EVENT_WRITE" in hints(report)
+
+
+def test_thread_per_client_is_not_an_event_loop():
+    report = lesson10.check_echo_server(thread_per_client)
+    assert failed(report) == ["... served from one thread (no thread per client)"], report
+
+
+def test_ignoring_stop_is_named():
+    report = lesson10.check_echo_server(make_server(honour_stop=False))
+    assert failed(report) == ["a byte on `stop`: echo_server() returns"], report
+    assert "Register `stop`" in hints(report)
+
+
+def test_echo_server_check_leaves_nothing_running():
+    before = socklab.running()
+    lesson10.check_echo_server(make_server())
+    assert socklab.running() == before
+
+
+# --------------------------------------------------------- connect_with_timeout
+
+def connect_right(address, timeout):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.connect_ex(address)
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_WRITE)
+            if not sel.select(timeout):
+                raise TimeoutError(f"no answer within {timeout} s")
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+        sock.setblocking(True)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def connect_no_so_error(address, timeout):
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.connect_ex(address)
+    if not select.select([], [sock], [], timeout)[1]:
+        sock.close()
+        raise TimeoutError
+    sock.setblocking(True)
+    return sock
+
+
+def connect_no_limit(address, timeout):
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.connect_ex(address)
+    select.select([], [sock], [])
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        sock.close()
+        raise OSError(err, os.strerror(err))
+    sock.setblocking(True)
+    return sock
+
+
+def connect_with_settimeout(address, timeout):
+    return socket.create_connection(address, timeout=timeout)
+
+
+def connect_stub(address, timeout):
+    ...
+
+
+def test_connect_right_passes():
+    report = lesson10.check_connect_with_timeout(connect_right)
+    assert report.ok, report
+
+
+def test_connect_stub_is_not_written_yet():
+    report = lesson10.check_connect_with_timeout(connect_stub)
+    assert len(report.results) == 1 and "is it written yet?" in hints(report)
+
+
+def test_connect_without_so_error_returns_a_refused_socket():
+    report = lesson10.check_connect_with_timeout(connect_no_so_error)
+    assert failed(report) == ["nobody listens: ConnectionRefusedError"], report
+    assert "read SO_ERROR" in hints(report)
+
+
+def test_connect_without_a_limit_is_named():
+    report = lesson10.check_connect_with_timeout(connect_no_limit)
+    assert len(failed(report)) == 1 and "queue is full" in failed(report)[0], report
+    assert "the wait has no limit" in hints(report)
+
+
+def test_connect_that_keeps_a_timeout_is_told_to_hand_back_blocking():
+    report = lesson10.check_connect_with_timeout(connect_with_settimeout)
+    assert failed(report)[0].startswith("a listening server"), report
+    assert "setblocking(True)" in hints(report)

@@ -12,7 +12,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL  := --nbval --nbval-current-env --nbval-cell-timeout=60 \
           --nbval-sanitize-with tools/nbval-sanitize.cfg
 
-.PHONY: help lab test test-fast execute bench doctor clean
+.PHONY: help lab test test-fast execute bench doctor site clean
 
 help:
 	@echo "make lab      set up .venv if needed, then open JupyterLab on lesson 00"
@@ -20,6 +20,7 @@ help:
 	@echo "make execute  re-run the lessons and store their outputs (after changing one)"
 	@echo "make bench    socklab's echo server against a C one: throughput and round trip"
 	@echo "make doctor   what works on this machine (gcc, strace, root, sysctls)"
+	@echo "make site     the lessons and their stored outputs as web pages, in _site/"
 	@echo "make clean    remove .venv and caches"
 
 $(READY): pyproject.toml tools/jupyter/overrides.json
@@ -59,6 +60,10 @@ bench: $(READY)
 
 doctor: $(READY)
 	$(PY) -m socklab doctor
+
+# Static HTML of both editions, stored outputs as they are (nothing is run)
+site: $(READY)
+	$(PY) tools/site.py --out _site
 
 clean:
 	rm -rf $(VENV) .pytest_cache socklab.egg-info

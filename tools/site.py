@@ -218,7 +218,8 @@ class Outputs:
                 alt = html.escape(data.get("text/plain", "figure"))
                 return (f'<div class="output image"><img src="{self.folder.name}/{name}"'
                         f' alt="{alt}"></div>')
-        return f'<pre class="output result">{ansi_to_html(data.get("text/plain", ""))}</pre>'
+        kind = "widget" if "application/vnd.jupyter.widget-view+json" in data else "result"
+        return f'<pre class="output {kind}">{ansi_to_html(data.get("text/plain", ""))}</pre>'
 
 
 def code_cell_html(cell, outputs, words):
@@ -363,7 +364,7 @@ def index_html(edition, lessons, english, template):
     body = (f'<header><nav class="lesson-nav"><a rel="up" href="../index.html">socklab</a>'
             f'<a class="other-edition" href="../{other}/index.html">{words["other"]}</a>'
             f'</nav></header>\n<main class="index"><h1>socklab · {words["lessons"]}</h1>'
-            f'<p>{words["tagline"]}</p><ol class="lessons">{"".join(items)}</ol>'
+            f'<p>{words["tagline"]}</p><ul class="lessons">{"".join(items)}</ul>'
             f'<p class="note">{words["stored"]}</p></main>')
     return page_html(template, words, f"socklab · {words['lessons']}", body, "../style.css")
 

@@ -185,8 +185,8 @@ def render_source(cell):
 class Outputs:
     """Renders a cell's outputs; images become files next to the page."""
 
-    def __init__(self, folder, prefix):
-        self.folder, self.prefix = folder, prefix  # images: <folder>/<prefix>-N.png
+    def __init__(self, folder):
+        self.folder = folder  # images: <folder>/out-<hash of the image>.png
 
     def render(self, cell):
         parts = []
@@ -212,7 +212,7 @@ class Outputs:
             if mime in data:
                 raw = data[mime]
                 content = base64.b64decode(raw) if suffix == ".png" else raw.encode()
-                name = f"{self.prefix}-{hashlib.sha1(content).hexdigest()[:10]}{suffix}"
+                name = f"out-{hashlib.sha1(content).hexdigest()[:10]}{suffix}"
                 self.folder.mkdir(parents=True, exist_ok=True)
                 (self.folder / name).write_bytes(content)
                 alt = html.escape(data.get("text/plain", "figure"))
@@ -230,8 +230,10 @@ def code_cell_html(cell, outputs, words):
         source = (f"<details><summary>{words['show_code']} ({label})</summary>"
                   f"{source}</details>")
     out = outputs.render(cell)
+    if out:
+        out = f'<div class="outputs">{out}</div>'
     return (f'<div class="cell code lang-{lang}"><div class="label">{html.escape(label)}</div>'
-            f'{source}{out and f"<div class=outputs>{out}</div>"}</div>\n')
+            f"{source}{out}</div>\n")
 
 
 def group_cells(cells):
@@ -330,11 +332,12 @@ def lesson_html(lesson, position, lessons, twin, repo, out, template):
     words = WORDS[lesson.edition]
     fix_url = url_fixer(lesson, repo)
     folder = out / lesson.edition / (lesson.path.stem + "-outputs")
-    outputs = Outputs(folder, "out")
+    outputs = Outputs(folder)
     parts = []
     for group in group_cells(lesson.nb.cells):
         if group[0] == "markdown":
-            parts.append(f'<div class="cell markdown">{markdown_to_html(group[1].source, fix_url)}</div>\n')
+            prose = markdown_to_html(group[1].source, fix_url)
+            parts.append(f'<div class="cell markdown">{prose}</div>\n')
         elif group[0] == "code":
             parts.append(code_cell_html(group[1], outputs, words))
         elif group[0] == "pair":

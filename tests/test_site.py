@@ -281,8 +281,12 @@ def test_a_lesson_page_in_headless_chromium(site, tmp_path):
             assert any("images/" in src for src, _ in images)
 
             def pair_boxes():
-                cells = page.locator(".pair").first.locator(":scope > .cell")
-                cells.first.scroll_into_view_if_needed()
+                pair = page.locator(".pair").first
+                # the pair's top 100 px below the top of the window: the shorter
+                # cell (sticky while one scrolls the longer) is in its own place
+                pair.evaluate("p => window.scrollTo(0,"
+                              " p.getBoundingClientRect().top + window.scrollY - 100)")
+                cells = pair.locator(":scope > .cell")
                 return cells.nth(0).bounding_box(), cells.nth(1).bounding_box()
 
             c_box, py_box = pair_boxes()

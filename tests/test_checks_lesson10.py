@@ -108,9 +108,22 @@ def asyncio_server(drain=True):
                 writer.close()
 
         async def main():
-            server = await asyncio.start_server(handle, sock=listener)
-            async with server:
-                await asyncio.get_running_loop().sock_recv(stop, 1)
+            clients = {}
+
+            async def serve(reader, writer):
+                clients[asyncio.current_task()] = writer
+                try:
+                    await handle(reader, writer)
+                finally:
+                    del clients[asyncio.current_task()]
+
+            server = await asyncio.start_server(serve, sock=listener)
+            await asyncio.get_running_loop().sock_recv(stop, 1)
+            server.close()
+            for writer in clients.values():
+                writer.close()
+            await asyncio.gather(*clients)
+            await server.wait_closed()
 
         asyncio.run(main())
 

@@ -23,7 +23,7 @@ help:
 	@echo "make site     the lessons and their stored outputs as web pages, in _site/"
 	@echo "make clean    remove .venv and caches"
 
-$(READY): pyproject.toml tools/jupyter/overrides.json
+$(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' || \
 	  { echo "socklab needs Python 3.9 or newer; '$(PYTHON)' is older. Try: make lab PYTHON=python3.11"; exit 1; }
 	@if ! $(PY) -c 'import sys' 2>/dev/null; then \
@@ -35,6 +35,13 @@ $(READY): pyproject.toml tools/jupyter/overrides.json
 	@# JupyterLab's news and update pop-ups: off (see tools/jupyter/overrides.json)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@cp tools/jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@# JupyterHub's proxy (docs/hub.md, tests/test_hub.py) is a Node.js program
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "==> installing configurable-http-proxy into tools/hub/node_modules (npm ci)"; \
+	  cd tools/hub && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+	  echo "==> no npm: tests/test_hub.py will be skipped (Debian: apt-get install nodejs npm)"; \
+	fi
 	@touch $@
 	@echo "==> $(VENV) is ready"
 

@@ -1,0 +1,453 @@
+"""A real JupyterHub serves the course to five learners, as in a workshop.
+
+The hub is this environment's JupyterHub (PyPI) with its proxy,
+configurable-http-proxy (npm, installed by make into tools/hub/node_modules),
+set up by tools/hub/jupyterhub_config.py -- the file docs/hub.md tells admins
+to use -- on 127.0.0.1, with free ports and a temporary folder for its state
+and the learners' homes.  Everything goes through the proxy, over HTTP and
+websockets, as a browser would:
+
+- five learners sign in on the hub's login form (a wrong password is refused),
+  start their servers and open JupyterLab (the hub's OAuth dance);
+- each opens lesson 05 and runs every code cell in order in a kernel of their
+  own, all five at once; the outputs must match the stored ones as nbval
+  compares them (tools/nbval-sanitize.cfg), errors only in raises-exception cells;
+- a learner cannot use another learner's server through the hub, yet a server
+  one learner starts on 127.0.0.1 answers another learner's kernel: on one host
+  every learner's loopback is shared (docs/hub.md says so, and what to do).
+
+At the end every server is stopped, the hub shuts down, and no process it
+started may be left (each carries a marker in its environment).
+"""
+
+import concurrent.futures
+import json
+import os
+import pathlib
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import nbformat
+import pytest
+
+pytest.importorskip("jupyterhub", reason="no JupyterHub: pip install -e '.[test]'")
+requests = pytest.importorskip("requests")
+websocket = pytest.importorskip("websocket")  # websocket-client, Jupyter Server's
+from nbformat import NotebookNode  # noqa: E402
+from nbval.plugin import (  # noqa: E402  -- nbval's own rules for comparing outputs
+    coalesce_streams,
+    get_sanitize_patterns,
+    transform_streams_for_comparison,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+HUB_CONFIG = ROOT / "tools" / "hub" / "jupyterhub_config.py"
+PROXY = ROOT / "tools" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
+LESSON = "notebooks/en/05-echo.ipynb"
+LEARNERS = ["ada", "alan", "grace", "dennis", "radia"]
+PASSWORD = "socklab-" + secrets.token_hex(8)
+MARKER = "SOCKLAB_HUB_TEST"  # in the environment of every process the hub starts
+CELL_TIMEOUT = 120  # five lessons share two cores here: more than nbval's 60 s
+# What nbval leaves out of the comparison (nbval.plugin.IPyNbFile.skip_compare).
+SKIP_COMPARE = {
+    "metadata", "traceback", "prompt_number", "output_type", "name",
+    "execution_count", "application/vnd.jupyter.widget-view+json",
+    "image/png", "image/jpeg",
+}
+SANITIZE = get_sanitize_patterns((ROOT / "tools" / "nbval-sanitize.cfg").read_text())
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("gcc") is None, reason="lesson 05 needs gcc"),
+    pytest.mark.skipif(
+        not PROXY.exists(),
+        reason="configurable-http-proxy is missing: `make test` installs it with npm "
+        "(or run `npm ci` in tools/hub)",
+    ),
+    pytest.mark.timeout(600),
+]
+
+
+# -- the hub ----------------------------------------------------------------------
+
+def free_ports(count):
+    """Ports nobody listens on right now, for the hub's three listeners."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def marked_processes(token):
+    """Pids of the processes whose environment carries this run's marker."""
+    needle = f"{MARKER}={token}".encode()
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone already, or not ours to read
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def direct_session():
+    """An HTTP client that ignores any http_proxy setting: loopback only."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def wait_for_hub(url, server, log, limit=90):
+    probe = direct_session()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
+        try:
+            if probe.get(url + "hub/api/", timeout=5).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"JupyterHub did not start:\n{log.read_text()[-4000:]}")
+
+
+class Hub:
+    def __init__(self, url, token):
+        self.url, self.token = url, token
+
+    def processes(self):
+        """The processes this hub started (and the hub), alive now."""
+        return marked_processes(self.token)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """A running hub (its url, its processes).  Ends with nothing left running."""
+    state = tmp_path_factory.mktemp("hub")
+    token = secrets.token_hex(8)
+    # The admin's config file, plus a marker for every process the hub starts.
+    test_config = state / "test_config.py"
+    test_config.write_text(
+        f"load_subconfig({str(HUB_CONFIG)!r})\n"
+        f"c.Spawner.environment = {{{MARKER!r}: {token!r}}}\n"
+    )
+    public, hub_api, proxy_api = free_ports(3)
+    url = f"http://127.0.0.1:{public}/"
+    env = {
+        **os.environ,
+        MARKER: token,  # the hub and its proxy
+        "SOCKLAB_HUB_STATE": str(state),
+        "SOCKLAB_HUB_PASSWORD": PASSWORD,
+        "SOCKLAB_HUB_BIND_URL": url,
+        "SOCKLAB_HUB_API_PORT": str(hub_api),
+        "SOCKLAB_PROXY_API_PORT": str(proxy_api),
+    }
+    log = state / "hub.log"
+    with open(log, "w") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(test_config)],
+            cwd=state, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    try:
+        wait_for_hub(url, server, log)
+        yield Hub(url, token)
+    finally:
+        # SIGTERM: the hub stops every learner's server, then its proxy.
+        server.terminate()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+        left = marked_processes(token)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert left == [], f"the hub left processes running: {left}"
+
+
+# -- a learner, as a browser sees the hub ------------------------------------------
+
+class Learner:
+    """One learner's browser: cookies, the login form, their server's REST API."""
+
+    def __init__(self, url, name):
+        self.url, self.name = url, name
+        self.http = direct_session()
+
+    def sign_in(self, password):
+        """Fill in the hub's login form; returns the hub's answer."""
+        form = self.http.get(self.url + "hub/login", timeout=30)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
+        assert xsrf, f"no _xsrf field in the login form:\n{form.text[:2000]}"
+        return self.http.post(
+            self.url + "hub/login",
+            data={"username": self.name, "password": password, "_xsrf": xsrf[1]},
+            allow_redirects=False, timeout=30,
+        )
+
+    def hub_api(self, method, path, **kwargs):
+        # A signed-in browser sends the hub's _xsrf cookie back as a header.
+        xsrf = self.http.cookies.get("_xsrf", path="/hub/")
+        return self.http.request(method, f"{self.url}hub/api/{path}",
+                                 headers={"X-XSRFToken": xsrf}, timeout=60, **kwargs)
+
+    def start_server(self):
+        reply = self.hub_api("POST", f"users/{self.name}/server")
+        assert reply.status_code in (201, 202), reply.text
+
+    def server_ready(self):
+        model = self.hub_api("GET", f"users/{self.name}").json()
+        return model["servers"].get("", {}).get("ready", False)
+
+    def stop_server(self):
+        reply = self.hub_api("DELETE", f"users/{self.name}/server")
+        assert reply.status_code in (202, 204), reply.text
+
+    def open_lab(self):
+        """Open JupyterLab: the hub's OAuth redirects give us its cookie."""
+        return self.http.get(f"{self.url}user/{self.name}/lab", timeout=60)
+
+    def server_api(self, method, path, owner=None, **kwargs):
+        prefix = f"/user/{owner or self.name}/"
+        xsrf = self.http.cookies.get("_xsrf", path=prefix) or ""
+        return self.http.request(method, f"{self.url}{prefix[1:]}api/{path}",
+                                 headers={"X-XSRFToken": xsrf}, timeout=60, **kwargs)
+
+    def open_notebook(self, path):
+        """Open a notebook as JupyterLab does: a session, and its kernel's websocket."""
+        reply = self.server_api("POST", "sessions", json={
+            "path": path, "name": "", "type": "notebook", "kernel": {"name": "python3"},
+        })
+        assert reply.status_code == 201, reply.text
+        session = reply.json()
+        prefix = f"/user/{self.name}/"
+        cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies
+                            if c.path in ("/", prefix))
+        ws_url = (f"ws{self.url[4:]}{prefix[1:]}api/kernels/"
+                  f"{session['kernel']['id']}/channels?session_id={uuid.uuid4().hex}")
+        channel = websocket.create_connection(
+            ws_url, timeout=30, header=[f"Cookie: {cookies}"])
+        return Kernel(self, session["id"], channel)
+
+
+class Kernel:
+    """A kernel reached through the proxy: run code, collect outputs as nbval does."""
+
+    def __init__(self, learner, session_id, channel):
+        self.learner, self.session_id, self.channel = learner, session_id, channel
+        self.session = uuid.uuid4().hex
+        reply = self._request("kernel_info_request", {}, timeout=60)
+        assert reply["content"]["status"] == "ok", reply
+
+    def _send(self, msg_type, content):
+        msg_id = uuid.uuid4().hex
+        self.channel.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": msg_type, "session": self.session,
+                       "username": self.learner.name, "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "content": content,
+            "channel": "shell", "buffers": [],
+        }))
+        return msg_id
+
+    def _messages(self, msg_id, timeout):
+        """The messages answering msg_id, until the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer from {self.learner.name}'s kernel "
+                                   f"within {timeout} s")
+            self.channel.settimeout(left)
+            msg = json.loads(self.channel.recv())
+            if msg["parent_header"].get("msg_id") == msg_id:
+                yield msg
+
+    def _request(self, msg_type, content, timeout):
+        msg_id = self._send(msg_type, content)
+        for msg in self._messages(msg_id, timeout):
+            if msg["channel"] == "shell":
+                return msg
+
+    def run(self, code, timeout=CELL_TIMEOUT):
+        """Execute code; returns its outputs (NotebookNodes, streams merged)."""
+        msg_id = self._send("execute_request", {
+            "code": code, "silent": False, "store_history": True,
+            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True,
+        })
+        outputs = []
+        for msg in self._messages(msg_id, timeout):
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            if kind == "stream":
+                outputs.append(NotebookNode(output_type=kind, name=content["name"],
+                                            text=content["text"]))
+            elif kind in ("display_data", "execute_result"):
+                outputs.append(NotebookNode(output_type=kind, data=content["data"],
+                                            metadata=content["metadata"]))
+            elif kind == "error":
+                outputs.append(NotebookNode(output_type=kind, ename=content["ename"],
+                                            evalue=content["evalue"],
+                                            traceback=content["traceback"]))
+        return coalesce_streams(outputs)
+
+    def close(self):
+        self.channel.close()
+        reply = self.learner.server_api("DELETE", f"sessions/{self.session_id}")
+        assert reply.status_code == 204, reply.text
+
+
+# -- comparing outputs the way nbval does -------------------------------------------
+
+def sanitize(value):
+    if isinstance(value, str):
+        for regex, replace in SANITIZE:
+            value = re.sub(regex, replace, value)
+    return value
+
+
+def comparable(outputs):
+    """nbval's view of a cell's outputs: each kept key, with its values in order."""
+    flat = {}
+    for output in transform_streams_for_comparison(outputs):
+        for key, value in output.items():
+            if key in SKIP_COMPARE:
+                continue
+            items = value.items() if key == "data" else [(key, value)]
+            for name, item in items:
+                if name not in SKIP_COMPARE:
+                    flat.setdefault(name, []).append(sanitize(item))
+    return flat
+
+
+def run_lesson(learner, path):
+    """Run every code cell of the learner's copy of a lesson in order.
+
+    Returns the problems found: outputs that differ from the stored ones, or an
+    error in a cell not tagged raises-exception (which ends the run, as Run All).
+    """
+    stored = nbformat.read(ROOT / path, as_version=4)
+    kernel = learner.open_notebook(path)
+    problems = []
+    try:
+        for number, cell in enumerate(stored.cells):
+            tags = cell.metadata.get("tags", [])
+            if cell.cell_type != "code" or "nbval-skip" in tags:
+                continue
+            outputs = kernel.run(cell.source)
+            first_line = (cell.source.splitlines() or [""])[0]
+            where = f"{learner.name}, cell {number} ({first_line!r})"
+            errors = [out for out in outputs if out.output_type == "error"]
+            if errors and "raises-exception" not in tags:
+                problems.append(f"{where}: {errors[0].ename}: {errors[0].evalue}")
+                break
+            if "nbval-ignore-output" in tags or cell.execution_count is None:
+                continue
+            got, want = comparable(outputs), comparable(coalesce_streams(cell.outputs))
+            if got != want:
+                problems.append(
+                    f"{where}: outputs differ\n  stored: {want}\n  got:    {got}")
+    finally:
+        kernel.close()
+    return problems
+
+
+# -- the tests -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def learners(hub):
+    """Five learners signed in, each with a running server and JupyterLab open."""
+    signed_in = [Learner(hub.url, name) for name in LEARNERS]
+    for learner in signed_in:
+        reply = learner.sign_in(PASSWORD)
+        assert reply.status_code == 302, f"{learner.name} not signed in: {reply.text}"
+        assert "jupyterhub-session-id" in learner.http.cookies
+    try:
+        for learner in signed_in:  # all at once, as a class does at 9 o'clock
+            learner.start_server()
+        deadline = time.monotonic() + 180
+        waiting = list(signed_in)
+        while waiting and time.monotonic() < deadline:
+            waiting = [learner for learner in waiting if not learner.server_ready()]
+            time.sleep(0.5)
+        late = [learner.name for learner in waiting]
+        assert late == [], f"servers not ready within 180 s: {late}"
+        # The hub, its proxy and five servers: the marker finds them all, so the
+        # check that nothing is left at the end can see what it looks for.
+        assert len(hub.processes()) >= 2 + len(signed_in), hub.processes()
+        for learner in signed_in:
+            lab = learner.open_lab()
+            assert lab.status_code == 200, lab.text[:2000]
+            assert lab.url == f"{hub.url}user/{learner.name}/lab"
+            assert "JupyterLab" in lab.text
+        yield signed_in
+    finally:
+        for learner in signed_in:
+            if learner.hub_api("GET", f"users/{learner.name}").json()["servers"]:
+                learner.stop_server()
+
+
+def test_a_wrong_password_is_refused(hub):
+    stranger = Learner(hub.url, "mallory")
+    reply = stranger.sign_in("not-the-password")
+    assert reply.status_code == 403
+    assert "Invalid username or password" in reply.text
+    assert "jupyterhub-session-id" not in stranger.http.cookies
+
+
+def test_five_learners_run_lesson_05_through_the_hub(learners):
+    with concurrent.futures.ThreadPoolExecutor(len(learners)) as pool:
+        results = pool.map(lambda learner: run_lesson(learner, LESSON), learners)
+        problems = [problem for result in results for problem in result]
+    assert problems == [], "\n".join(problems)
+
+
+def test_learners_share_one_loopback(hub, learners):
+    """The hub keeps learners out of each other's servers -- not their sockets."""
+    ada, alan = learners[0], learners[1]
+    # Through the hub, Alan can neither open Ada's JupyterLab nor use its API...
+    assert alan.http.get(f"{hub.url}user/{ada.name}/lab", timeout=60).status_code == 403
+    assert alan.server_api("GET", "sessions", owner=ada.name).status_code == 403
+    # ...but a server Ada starts on 127.0.0.1 in her kernel answers Alan's kernel.
+    before = len(hub.processes())
+    ada_kernel = ada.open_notebook(LESSON)
+    alan_kernel = alan.open_notebook(LESSON)
+    try:
+        assert len(hub.processes()) >= before + 2, "the kernels lack the marker"
+        shown = ada_kernel.run(
+            "import socklab\n"
+            "adas = socklab.TCPEchoServer(name='adas-echo')\n"
+            "adas.address[1]"
+        )
+        port = int(shown[0].data["text/plain"])
+        answer = alan_kernel.run(
+            "import socket\n"
+            f"with socket.create_connection(('127.0.0.1', {port}), timeout=5) as s:\n"
+            "    s.sendall(b'hello from alan')\n"
+            "    print(s.recv(100))"
+        )
+        assert [out.get("text") for out in answer] == ["b'hello from alan'\n"], answer
+        stopped = ada_kernel.run("socklab.stop_all(), socklab.running()")
+        assert stopped[0].data["text/plain"] == "(1, [])", stopped
+    finally:
+        ada_kernel.close()
+        alan_kernel.close()

@@ -11,7 +11,11 @@ which works from any thread and needs no ``with out:`` block.
 """
 
 import codecs
+import fcntl
 import socket
+import struct
+import termios
+import time
 
 import ipywidgets as widgets
 
@@ -19,7 +23,7 @@ from . import registry
 from .servers import TCPEchoServer
 
 __all__ = [
-    "ChatConsole", "chat", "chunks_received", "describe_chunks", "RecvExplorer",
+    "ChatConsole", "chat", "chunks_received", "describe_chunks", "RecvExplorer", "split_evenly",
     "udp_experiment", "describe_replies", "UDPExplorer", "labelled",
 ]
 
@@ -182,20 +186,45 @@ def chat(server=None):
 # -------------------------------------------------------------- recv() explorer
 
 
-def chunks_received(data, bufsize):
+def split_evenly(data, parts):
+    """``data`` cut into ``parts`` pieces of (nearly) equal size, none of them empty."""
+    parts = max(1, min(parts, len(data)))
+    size, extra = divmod(len(data), parts)
+    pieces, start = [], 0
+    for number in range(parts):
+        end = start + size + (number < extra)
+        pieces.append(data[start:end])
+        start = end
+    return pieces
+
+
+def _bytes_waiting(sock):
+    """How many bytes wait in the kernel's receive buffer (FIONREAD, man 7 tcp)."""
+    raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    return struct.unpack("i", raw)[0]
+
+
+def chunks_received(data, bufsize, sends=1):
     """Send ``data`` over a real TCP connection on loopback; return the recv(bufsize) pieces.
 
-    The sender sends everything and closes its side; the reader calls
-    recv(bufsize) until it returns b''.  Each recv() returns at most ``bufsize``
-    bytes, whatever the sender's send() calls were.
+    The sender makes ``sends`` send() calls (the data cut evenly; TCP_NODELAY,
+    so each goes out as a segment of its own), then closes its side.  Only when
+    every byte has arrived does the reader start: it calls recv(bufsize) until
+    it returns b''.  So the answer never depends on timing -- and it shows that
+    each recv() returns at most ``bufsize`` bytes, whatever the send() calls were.
     """
     with socket.create_server(("127.0.0.1", 0)) as listener:
         with socket.create_connection(listener.getsockname(), timeout=5) as writer:
+            writer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader, _ = listener.accept()
             with reader:
                 reader.settimeout(5)
-                writer.sendall(data)
+                for piece in split_evenly(data, sends):
+                    writer.sendall(piece)
                 writer.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + 5
+                while _bytes_waiting(reader) < len(data) and time.monotonic() < deadline:
+                    time.sleep(0.001)  # loopback delivers at once; this is a safety net
                 chunks = []
                 while chunk := reader.recv(bufsize):
                     chunks.append(chunk)
@@ -226,24 +255,41 @@ def describe_chunks(chunks):
 
 
 class RecvExplorer:
-    """A message and a recv() size in; the pieces the reader gets out."""
+    """A message, how many send() calls carry it, a recv() size; the pieces the reader gets."""
 
-    def __init__(self, message="你好, socket!", bufsize=4):
+    def __init__(self, message="你好, socket!", bufsize=4, sends=1):
         self.message = widgets.Text(value=message, description="message:")
+        self.sends = widgets.IntSlider(value=sends, min=1, max=8, description="send() calls:",
+                                       style={"description_width": "initial"})
         self.bufsize = widgets.IntSlider(value=bufsize, min=1, max=32, description="recv size:")
         self.result = widgets.Output(layout={"border": "1px solid #ccc"})
-        self.message.observe(lambda _: self.update(), names="value")
-        self.bufsize.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([self.message, self.bufsize, self.result])
+        for control in (self.message, self.sends, self.bufsize):
+            control.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([self.message, self.sends, self.bufsize, self.result])
         self.update()
 
-    def update(self):
+    def describe(self):
+        """The text the explorer shows: what was sent, and what each recv() got."""
         data = self.message.value.encode("utf-8")
-        chunks = chunks_received(data, self.bufsize.value)
-        header = (f"{len(data)} bytes sent with one sendall(); "
-                  f"read with recv({self.bufsize.value}): {len(chunks)} pieces\n")
-        _replace_text(self.result, header + describe_chunks(chunks))
+        sent = split_evenly(data, self.sends.value)
+        chunks = chunks_received(data, self.bufsize.value, self.sends.value)
+        if len(sent) == 1:
+            how = "one sendall()"
+        else:
+            how = f"{len(sent)} send() calls ({' + '.join(str(len(p)) for p in sent)})"
+        lines = [f"{len(data)} bytes sent with {how}; "
+                 f"read with recv({self.bufsize.value}): {len(chunks)} pieces"]
+        if len(sent) > 1:
+            lines += [f"send #{number}: {piece!r}" for number, piece in enumerate(sent, 1)]
+        return "\n".join(lines) + "\n" + describe_chunks(chunks), chunks
+
+    def update(self):
+        text, chunks = self.describe()
+        _replace_text(self.result, text)
         return chunks
+
+    def __repr__(self):
+        return self.describe()[0]
 
     def _repr_mimebundle_(self, **kwargs):
         return _mimebundle(self.widget, "recv() explorer", **kwargs)

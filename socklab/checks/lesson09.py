@@ -1,0 +1,623 @@
+"""Checks for lesson 09's exercises: read_message() and read_lines().
+
+Both read messages from a TCP stream, so both are tried against a sender that
+cuts the stream into pieces -- at every chunk size, and inside every multi-byte
+UTF-8 character -- and sends them one at a time over a real connection on
+loopback.  Two things make that fast and the same on every run:
+
+* **One connection for many streams.**  read_message() is called again and
+  again on one socket while the sender goes through every chunk size from 1 to
+  4096: some 4,000 piece sizes cost one connection, not 4,000.
+* **Lockstep.**  The sender sends the next piece only once the reader has taken
+  the last one out of the kernel (FIONREAD, ``man 7 tcp``: SIOCINQ, is 0 again).
+  So the pieces are not merged on the way: each recv() gets at most one piece,
+  and every split really reaches the learner's code.  TCP_NODELAY makes the
+  kernel send each piece at once.
+
+The learner's function gets a WatchedSocket (socklab.checks.watched): it notes
+what each recv() asked for and got, which tells the classic bugs apart -- a
+length read in the wrong byte order asks recv() for 83,886,080 bytes; a reader
+that takes too much read past the end of its frame; a loop that ignores b''
+keeps calling recv().
+
+* check_read_message: length-prefixed frames, a 4-byte length in network byte
+  order ('!I') before each message; None at a clean end, an exception for a
+  frame cut short.
+* check_read_lines: a generator of UTF-8 lines (str, without the newline),
+  newline-delimited, until the peer closes.
+"""
+
+import fcntl
+import socket
+import struct
+import termios
+import threading
+import time
+import types
+
+from .report import Report, describe_error
+from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket
+
+__all__ = ["check_read_message", "check_read_lines", "frame", "pieces_of",
+           "every_split", "HEADER"]
+
+HEADER = struct.Struct("!I")  # the length: 4 bytes, unsigned, network byte order
+MAX_CHUNK = 4096  # chunk sizes 1 ... MAX_CHUNK are tried
+CASE_LIMIT = 3.0  # seconds for one call in the small cases
+RUN_LIMIT = 30.0  # seconds for the whole every-split run (it takes 1 to 3 s)
+PIECE_WAIT = 3.0  # the sender waits this long for the reader to take a piece
+POLL = 0.0001  # ... looking every 0.1 ms
+HUGE = 1 << 24  # no message here is that long: asking for it is a wrong length
+
+NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
+TEXT = "naïve café\n你好, 世界\n\nemoji 😀 end\nno newline at the end: ü"
+
+
+def frame(message):
+    """A length-prefixed frame: 4 bytes of length in network byte order, then message."""
+    return HEADER.pack(len(message)) + message
+
+
+def _bytes(count):
+    return f"{count:,} byte" + ("" if count == 1 else "s")
+
+
+def pieces_of(data, size):
+    """data cut into pieces of ``size`` bytes (the last one may be shorter)."""
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def multibyte_boundaries(data):
+    """The offsets in UTF-8 ``data`` that fall inside a character (between its bytes)."""
+    return [i for i in range(1, len(data)) if data[i] & 0xC0 == 0x80]
+
+
+def every_split(data):
+    """The ways to cut ``data`` that lesson 09's checks try, as (label, pieces).
+
+    Every chunk size from 1 to len(data), then every cut inside a multi-byte
+    character, as two pieces.
+    """
+    splits = [(f"pieces of {_bytes(size)}", pieces_of(data, size))
+              for size in range(1, len(data) + 1)]
+    for offset in multibyte_boundaries(data):
+        splits.append((f"cut after byte {offset}, inside a character",
+                       [data[:offset], data[offset:]]))
+    return splits
+
+
+# ------------------------------------------------------------ the sender
+
+
+def _waiting_bytes(sock):
+    """How many received bytes wait in the kernel for sock's reader (FIONREAD)."""
+    raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    return struct.unpack("i", raw)[0]
+
+
+def _connected_pair():
+    """(writer, reader): the two ends of a new TCP connection on loopback."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        writer = socket.create_connection(listener.getsockname(), timeout=5)
+        reader, _ = listener.accept()
+    writer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # pieces go at once
+    reader.settimeout(None)  # blocking: the learner's code may use any recv() flags
+    return writer, reader
+
+
+class _LockstepSender:
+    """A thread that sends pieces one at a time, each once the last one was read."""
+
+    def __init__(self, writer, reader, pieces, close_at_end=True):
+        self.writer, self.reader = writer, reader
+        self.pieces, self.close_at_end = pieces, close_at_end
+        self.stopping = threading.Event()
+        self.sent = 0  # pieces
+        self.stalled = threading.Event()  # the reader stopped taking pieces
+        self.thread = threading.Thread(target=self._send, name="socklab check sender",
+                                       daemon=True)
+        self.thread.start()
+
+    def _wait_until_read(self):
+        deadline = time.monotonic() + PIECE_WAIT
+        while _waiting_bytes(self.reader) and not self.stopping.is_set():
+            if time.monotonic() > deadline:
+                self.stalled.set()  # the reader stopped reading: the check will say why
+                return
+            time.sleep(POLL)
+
+    def _send(self):
+        try:
+            for piece in self.pieces:
+                if self.stopping.is_set():
+                    return
+                self.writer.sendall(piece)
+                self.sent += 1
+                self._wait_until_read()
+            if self.close_at_end:
+                self.writer.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the check closed the connection: it has its answer
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(PIECE_WAIT + 1)
+
+
+class _Run:
+    """What one run of the learner's code did: a value, an error, or no end."""
+
+    def __init__(self, outcome, timed_out):
+        self.timed_out = timed_out
+        self.stopped = isinstance(outcome.value, CheckStopped)
+        self.value = None if self.stopped else outcome.value
+        self.error = outcome.error
+
+
+def _run(code, wsock, limit, give_up=None):
+    """Call code() in a thread, with a time limit; stop the learner's socket if it
+    runs over, or as soon as ``give_up`` (an Event) is set."""
+    outcome = types.SimpleNamespace(value=None, error=None)
+
+    def guarded():
+        try:
+            outcome.value = code()
+        except CheckStopped as stop:
+            outcome.value = stop
+        except Exception as exc:  # shown to the learner as a hint
+            outcome.error = exc
+
+    thread = threading.Thread(target=guarded, name="socklab check", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + limit
+    while thread.is_alive() and time.monotonic() < deadline:
+        if give_up is not None and give_up.is_set():
+            break
+        thread.join(0.01)
+    timed_out = thread.is_alive()
+    if timed_out:
+        wsock.stop("the check stopped it")
+        thread.join(CASE_LIMIT)
+    return _Run(outcome, timed_out)
+
+
+# --------------------------------------------------------------- read_message
+
+WHOLE_FUNCTION_HINTS = (NOT_WRITTEN, "it returned a str", "It asked recv() for")
+
+
+def _says_it_all(hint):
+    return hint is not None and hint.startswith(WHOLE_FUNCTION_HINTS)
+
+
+def _asked_too_much(wsock):
+    return any(asked >= HUGE for asked, _ in wsock.reads)
+
+
+BYTE_ORDER_HINT = (
+    "It asked recv() for {asked:,} bytes: that is a length read in the wrong byte\n"
+    "order.  The header is in network byte order (big-endian): struct.unpack('!I', ...).\n"
+    "'<I', or 'I' on this little-endian machine, reads b'\\x00\\x00\\x00\\x05' as 83886080."
+)
+
+
+def _byte_order_hint(wsock):
+    asked = max(asked for asked, _ in wsock.reads)
+    return BYTE_ORDER_HINT.format(asked=asked)
+
+
+def _empty_reads_hint(wsock):
+    return (f"recv() returned b'' {wsock.empty_reads} times, and your function kept "
+            "calling it.\nb'' means the peer has closed: no more bytes will ever come.  "
+            "If that happens\nin the middle of a frame, raise EOFError.")
+
+
+MAKEFILE_NOTE = (
+    "\n(It never called sock.recv(): does it read through sock.makefile()?  A "
+    "buffered file\nreads ahead, and a new one in each call loses what the last "
+    "one read ahead.)")
+
+
+def _judge_message(run, wsock, expected, first_call=False):
+    """None if one call of read_message returned ``expected``, else a hint."""
+    hint = _judge_one_message(run, wsock, expected, first_call)
+    if hint is not None and hint != NOT_WRITTEN and not wsock.reads:
+        hint += MAKEFILE_NOTE
+    return hint
+
+
+def _judge_one_message(run, wsock, expected, first_call):
+    if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
+        return _empty_reads_hint(wsock)
+    if _asked_too_much(wsock):
+        return _byte_order_hint(wsock)
+    if run.timed_out or run.stopped:
+        return ("it did not return: it was still waiting in recv() for bytes that the "
+                "sender never sent.\nAsk only for the bytes the frame still needs: "
+                "4 for the header, then its length.")
+    error = run.error
+    if error is not None:
+        if isinstance(error, NotImplementedError):
+            return NOT_WRITTEN
+        if isinstance(error, struct.error):
+            return (f"it raised struct.error: {error}\nrecv(4) returned fewer than "
+                    "4 bytes: the header, too, can arrive in pieces.\nRead it with a "
+                    "loop like lesson 04's recv_exact(sock, 4).")
+        if isinstance(error, (EOFError, ConnectionError)):
+            return (f"{describe_error(error)}, although the whole frame was sent.\n"
+                    "Raise it only when recv() returns b'' before the frame is complete.")
+        return describe_error(error)
+    value = run.value
+    if value is None or value is Ellipsis:
+        if first_call and not wsock.reads:  # a stub: it returned without reading
+            return NOT_WRITTEN
+        return f"it returned None instead of {_show(expected)}: None is only for a clean end."
+    if isinstance(value, str):
+        return "it returned a str: return the message as bytes, as recv() gives it."
+    if not isinstance(value, (bytes, bytearray)):
+        return f"it returned {type(value).__name__}, not bytes."
+    if value == expected:
+        return None
+    if expected.startswith(value):
+        return (f"it returned {len(value):,} of the message's {len(expected):,} bytes.\n"
+                "One recv() returns what has arrived so far, at most what you asked "
+                "for -- not a\nwhole message.  Call it in a loop until you have them all.")
+    if value == frame(expected):
+        return "it returned the header too: return only the message after the 4-byte length."
+    if value.startswith(expected) or len(value) > len(expected):
+        return (f"it returned {len(value):,} bytes for a {len(expected):,}-byte message: "
+                "bytes of the next frame?\nAsk recv() for at most the bytes the frame "
+                "still needs.")
+    return f"it returned {_show(value)}, expected {_show(expected)}."
+
+
+def _show(data, limit=24):
+    text = repr(bytes(data[:limit]))
+    return text + (f"... ({len(data):,} bytes)" if len(data) > limit else "")
+
+
+def _with_reader(pieces, close_at_end=True):
+    """A new connection whose sender sends ``pieces`` in lockstep; (sender, wsock)."""
+    writer, reader = _connected_pair()
+    wsock = WatchedSocket(reader)
+    return _LockstepSender(writer, reader, pieces, close_at_end), wsock
+
+
+def _finish(sender, wsock):
+    sender.stop()
+    sender.writer.close()
+    wsock.sock.close()
+
+
+def _calls(read_message, wsock, expected_messages, limit=CASE_LIMIT):
+    """Call read_message once per expected message; the first hint, or None."""
+    for number, expected in enumerate(expected_messages):
+        before = wsock.received
+        run = _run(lambda: read_message(wsock), wsock, limit)
+        hint = _judge_message(run, wsock, expected, first_call=number == 0)
+        if hint is not None:
+            return hint, number, before
+    return None, None, None
+
+
+def _case_whole(read_message):
+    sender, wsock = _with_reader([frame(b"hello")], close_at_end=False)
+    try:
+        hint, _, _ = _calls(read_message, wsock, [b"hello"])
+    finally:
+        _finish(sender, wsock)
+    return hint
+
+
+def _case_two_in_one(read_message):
+    first, second = b"first message", "second: 你好".encode()
+    sender, wsock = _with_reader([frame(first) + frame(second)], close_at_end=False)
+    try:
+        hint, number, before = _calls(read_message, wsock, [first, second])
+        if number == 1 and before > len(frame(first)):
+            hint = (f"the first call read {before:,} bytes, but its frame has only "
+                    f"{len(frame(first))}:\nthe rest was the start of the next frame, "
+                    "and it is lost.  Ask recv() for at most\nthe bytes the frame still "
+                    "needs: 4 for the header, then exactly its length.")
+    finally:
+        _finish(sender, wsock)
+    return hint
+
+
+def _case_clean_end(read_message):
+    sender, wsock = _with_reader([frame(b"last")], close_at_end=True)
+    try:
+        hint, _, _ = _calls(read_message, wsock, [b"last"])
+        if hint is not None:
+            return hint
+        run = _run(lambda: read_message(wsock), wsock, CASE_LIMIT)
+    finally:
+        _finish(sender, wsock)
+    if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
+        return _empty_reads_hint(wsock)
+    if run.timed_out:
+        return "it did not return after the peer had closed: recv() returned b''."
+    if run.error is not None:
+        return (f"{describe_error(run.error)}\nThe peer closed between two frames: that "
+                "is the normal end of the stream.\nIf recv() returns b'' before the "
+                "first byte of a header, return None.")
+    if run.value == b"":
+        return ("it returned b'', but b'' is a message too (a frame of length 0).\n"
+                "At a clean end return None, so the caller can tell the two apart.")
+    if run.value is not None:
+        return f"it returned {run.value!r} after the peer had closed; expected None."
+    return None
+
+
+def _plan():
+    """The every-split run: (label, pieces, messages) for one long stream."""
+    messages = [b"hello", b"", "你好, 世界".encode(), bytes(range(256))]
+    plan = []
+    for size in range(1, MAX_CHUNK + 1):
+        # A long message for each size, so that every size splits a frame.
+        long_one = bytes(i % 251 for i in range(size + 3))
+        these = messages + [long_one]
+        stream = b"".join(frame(m) for m in these)
+        plan.append((f"pieces of {_bytes(size)}", pieces_of(stream, size), these))
+    text = "ü, 你好, 😀".encode()
+    data = frame(text)
+    for offset in multibyte_boundaries(data):
+        plan.append((f"a cut inside a character, after byte {offset} of its frame",
+                     [data[:offset], data[offset:]], [text]))
+    return plan
+
+
+def plan_size():
+    """(streams, pieces, frames) of the every-split run: for the report's line."""
+    plan = _plan()
+    return (len(plan), sum(len(p) for _, p, _ in plan),
+            sum(len(m) for _, _, m in plan))
+
+
+def _case_every_split(read_message):
+    plan = _plan()
+    pieces = [piece for _, stream_pieces, _ in plan for piece in stream_pieces]
+    sender, wsock = _with_reader(pieces, close_at_end=False)
+    failure = {}
+
+    def read_everything():
+        for label, _, messages in plan:
+            for number, expected in enumerate(messages, 1):
+                value = read_message(wsock)
+                if value != expected:
+                    failure.update(label=label, number=number, expected=expected)
+                    return value
+        return None
+
+    try:
+        run = _run(read_everything, wsock, RUN_LIMIT, give_up=sender.stalled)
+    finally:
+        _finish(sender, wsock)
+    if not failure and run.error is None and not (run.timed_out or run.stopped):
+        return None
+    if not failure:  # it raised, or it did not return
+        failure = _where_it_stopped(plan, wsock)
+    hint = _judge_message(run, wsock, failure["expected"])
+    return (f"with {failure['label']}, message {failure['number']}:\n"
+            + (hint or "it returned a wrong message."))
+
+
+def _where_it_stopped(plan, wsock):
+    """The stream and message the reader was in, from the bytes it read."""
+    position = wsock.received
+    for label, _, messages in plan:
+        for number, message in enumerate(messages, 1):
+            position -= len(frame(message))
+            if position < 0:
+                return dict(label=label, number=number, expected=message)
+    label, _, messages = plan[-1]
+    return dict(label=label, number=len(messages), expected=messages[-1])
+
+
+def _case_cut(read_message, pieces, where):
+    sender, wsock = _with_reader(pieces, close_at_end=True)
+    try:
+        run = _run(lambda: read_message(wsock), wsock, CASE_LIMIT)
+    finally:
+        _finish(sender, wsock)
+    if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
+        return _empty_reads_hint(wsock)
+    if _asked_too_much(wsock):
+        return _byte_order_hint(wsock)
+    if run.timed_out or run.stopped:
+        return "it did not return after the peer had closed: recv() returned b''."
+    if run.error is not None:
+        if isinstance(run.error, struct.error):
+            return (f"it raised struct.error: {run.error}\nThe peer closed {where}: "
+                    "check what recv() returns, and raise EOFError\nwhen it is b'' "
+                    "before the frame is complete.")
+        return None  # any exception will do; EOFError is the usual one
+    if run.value is None:
+        return (f"it returned None, but the peer closed {where}: that is a broken "
+                "frame, not a clean end.\nReturn None only when b'' comes before the "
+                "first byte of a header; else raise EOFError.")
+    return (f"it returned {_show(run.value)}, but the peer closed {where}.\nThe "
+            "message is incomplete: raise EOFError instead of returning part of it.")
+
+
+def _case_cut_header(read_message):
+    return _case_cut(read_message, [HEADER.pack(10)[:2]], "after 2 bytes of a header")
+
+
+def _case_cut_payload(read_message):
+    return _case_cut(read_message, [HEADER.pack(10) + b"abc"],
+                     "after 3 of a frame's 10 bytes")
+
+
+def check_read_message(read_message):
+    """Check ``read_message(sock)``: one length-prefixed message, None at a clean end."""
+    report = Report("Checking read_message(sock):")
+    streams, pieces, frames = plan_size()
+    cases = [
+        ("one frame, b'hello', sent in one piece", _case_whole),
+        ("two frames sent with one sendall(): two calls, two messages", _case_two_in_one),
+        ("the peer closes after a frame: then None", _case_clean_end),
+        (f"{frames:,} frames in {pieces:,} pieces: every chunk size from 1 to "
+         f"{MAX_CHUNK:,},\n        and every cut inside a multi-byte character",
+         _case_every_split),
+        ("the peer closes inside a header: an exception", _case_cut_header),
+        ("the peer closes inside a message: an exception", _case_cut_payload),
+    ]
+    for description, case in cases:
+        hint = case(read_message)
+        report.add(hint is None, description, hint or "")
+        if _says_it_all(hint):
+            break
+    return report
+
+
+# ----------------------------------------------------------------- read_lines
+
+
+def _expected_lines(text):
+    lines = text.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def _judge_lines(run, wsock, lines, expected, in_time):
+    """None if the generator yielded ``expected``, else a hint."""
+    if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
+        return _empty_reads_hint(wsock).replace(
+            "If that happens\nin the middle of a frame, raise EOFError.",
+            "Stop the loop\nthen (after the last line).")
+    error = run.error
+    if isinstance(error, UnicodeDecodeError):
+        return (f"{describe_error(error)}\nA character was cut between two recv() pieces, "
+                "and a piece was decoded on its own.\nUse an incremental decoder "
+                "(codecs.getincrementaldecoder('utf-8')()), or split\nthe bytes at "
+                "b'\\n' first and decode whole lines.")
+    if error is not None:
+        if isinstance(error, NotImplementedError):
+            return NOT_WRITTEN
+        return describe_error(error)
+    if run.timed_out or run.stopped:
+        return ("it did not end after the peer had closed: when recv() returns b'', "
+                "yield the last\nline (if any bytes are left) and return.")
+    if lines == expected:
+        if not in_time:
+            return ("it yielded the lines only at the end of the stream.  Yield each "
+                    "line as soon as\nits b'\\n' has arrived: a reader must not wait "
+                    "for the peer to close.")
+        return None
+    if any(isinstance(line, bytes) for line in lines):
+        return "it yielded bytes: decode them, and yield str."
+    joined = "\n".join(map(str, lines))
+    if "\ufffd" in joined:
+        return ("a line contains '\\ufffd', the replacement character: a character cut "
+                "between two\npieces was decoded as broken.  Keep the incomplete bytes "
+                "for the next piece:\ncodecs.getincrementaldecoder('utf-8')().")
+    if any(isinstance(line, str) and line.endswith("\n") for line in lines):
+        return "a line still ends in '\\n': yield it without the newline."
+    if lines == expected[:-1]:
+        return ("the last line was missing.  It has no b'\\n' after it, but it ends "
+                "where the stream\nends: yield it when recv() returns b''.")
+    if joined == "\n".join(expected) or "".join(lines) == "".join(expected):
+        return ("a line came out in pieces: one recv() is not one line.  Collect bytes "
+                "until a\nb'\\n' has arrived, then yield what comes before it.")
+    return f"it yielded {lines!r}, expected {expected!r}."
+
+
+def _read_lines_once(read_lines, pieces, expected):
+    """One connection: the sender sends pieces; the learner's generator reads lines.
+
+    Returns (run, wsock, lines, in_time): in_time is False if the complete lines
+    had not come out before the check closed the stream.
+    """
+    sender, wsock = _with_reader(pieces, close_at_end=False)
+    lines, outcome = [], {"value": None, "error": None}
+
+    def consume():
+        try:
+            result = read_lines(wsock)
+            if result is not None:
+                for line in result:
+                    lines.append(line)
+                result = lines
+            outcome["value"] = result
+        except CheckStopped as stop:
+            outcome["value"] = stop
+        except Exception as exc:  # shown to the learner as a hint
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=consume, name="socklab check", daemon=True)
+    thread.start()
+    try:
+        in_time = _close_after_lines(sender, lines, expected, thread)
+        thread.join(CASE_LIMIT)
+        timed_out = thread.is_alive()
+        if timed_out:
+            wsock.stop(f"still running after {CASE_LIMIT:g} s")
+            thread.join(CASE_LIMIT)
+    finally:
+        _finish(sender, wsock)
+    run = _Run(types.SimpleNamespace(**outcome), timed_out)
+    return run, wsock, lines, in_time
+
+
+def _close_after_lines(sender, lines, expected, reader_thread):
+    """Wait until every piece is sent and every complete line yielded; then close.
+
+    A reader that waits for the end of the stream never yields them: after a
+    while the stream is closed anyway, and the check says so.  True if the
+    lines came before the end (or the reader gave up by itself).
+    """
+    complete = len(expected) - 1  # the last line has no newline: it needs the end
+    deadline = time.monotonic() + CASE_LIMIT
+    in_time = False
+    while time.monotonic() < deadline:
+        if sender.sent == len(sender.pieces) and len(lines) >= complete:
+            in_time = True
+            break
+        if not reader_thread.is_alive():
+            in_time = True  # it ended early: judged by what it yielded
+            break
+        time.sleep(0.001)
+    sender.stop()
+    try:
+        sender.writer.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # already closed
+    return in_time
+
+
+def _stub_result(run, lines):
+    """A stub returns None instead of a generator (or raises NotImplementedError)."""
+    if isinstance(run.error, NotImplementedError):
+        return True
+    return run.error is None and not run.stopped and run.value is None and not lines
+
+
+def check_read_lines(read_lines):
+    """Check ``read_lines(sock)``: a generator of str lines, decoded from UTF-8."""
+    report = Report("Checking read_lines(sock):")
+    data = TEXT.encode()
+    expected = _expected_lines(TEXT)
+    run, wsock, lines, in_time = _read_lines_once(read_lines, [data], expected)
+    first = "the text in one piece: 5 lines, the last one without '\\n'"
+    if _stub_result(run, lines):
+        report.add(False, first, NOT_WRITTEN)
+        return report
+    hint = _judge_lines(run, wsock, lines, expected, in_time)
+    report.add(hint is None, first, hint or "")
+    if _says_it_all(hint):
+        return report
+    splits = every_split(data)
+    failed = None
+    for label, pieces in splits:
+        run, wsock, lines, in_time = _read_lines_once(read_lines, pieces, expected)
+        hint = _judge_lines(run, wsock, lines, expected, in_time)
+        if hint is not None:
+            failed = f"with {label}:\n{hint}"
+            break
+    sizes = len(data)
+    cuts = len(multibyte_boundaries(data))
+    report.add(failed is None,
+               f"the same text cut {len(splits)} ways: pieces of every size from 1 to "
+               f"{sizes},\n        and {cuts} cuts inside multi-byte characters",
+               failed or "")
+    return report

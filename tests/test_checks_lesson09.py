@@ -1,0 +1,378 @@
+"""Lesson 09's checks accept right answers and reject the classic wrong ones, in words.
+
+Every check runs on real sockets on loopback, so these tests do too.
+"""
+
+import codecs
+import socket
+import struct
+
+from socklab.checks import lesson09
+
+# ---------------------------------------------------------------- read_message
+
+
+def recv_exact(sock, n):
+    data = bytearray()
+    while len(data) < n:
+        piece = sock.recv(n - len(data))
+        if not piece:
+            raise EOFError(f"the peer closed after {len(data)} of {n} bytes")
+        data += piece
+    return bytes(data)
+
+
+def read_message_right(sock):
+    header = bytearray()
+    while len(header) < 4:
+        piece = sock.recv(4 - len(header))
+        if not piece:
+            if not header:
+                return None
+            raise EOFError("the peer closed inside a header")
+        header += piece
+    (length,) = struct.unpack("!I", header)
+    return recv_exact(sock, length)
+
+
+def read_message_waitall(sock):
+    """Right too: MSG_WAITALL, checking what it returns."""
+    header = sock.recv(4, socket.MSG_WAITALL)
+    if not header:
+        return None
+    if len(header) < 4:
+        raise ConnectionError("truncated header")
+    (length,) = struct.unpack("!I", header)
+    body = sock.recv(length, socket.MSG_WAITALL) if length else b""
+    if len(body) < length:
+        raise ConnectionError("truncated message")
+    return body
+
+
+def read_message_stub(sock):
+    ...
+
+
+def read_message_one_recv(sock):
+    """The classic: one recv() for the header, one for the message."""
+    header = sock.recv(4)
+    if not header:
+        return None
+    (length,) = struct.unpack("!I", header)
+    return sock.recv(length) if length else b""
+
+
+def read_message_one_recv_body(sock):
+    """Header read right, message with one recv()."""
+    header = sock.recv(4, socket.MSG_WAITALL)
+    if not header:
+        return None
+    (length,) = struct.unpack("!I", header)
+    return sock.recv(length) if length else b""
+
+
+def read_message_little_endian(sock):
+    header = sock.recv(4, socket.MSG_WAITALL)
+    if not header:
+        return None
+    (length,) = struct.unpack("<I", header)  # forgets network byte order
+    return recv_exact(sock, length)
+
+
+def read_message_ignores_eof(sock):
+    """Loops on b'' forever when the peer closes inside a frame."""
+    header = b""
+    while len(header) < 4:
+        header += sock.recv(4 - len(header))
+        if not header:
+            return None
+    (length,) = struct.unpack("!I", header)
+    body = b""
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    return body
+
+
+def read_message_returns_part(sock):
+    """Returns what it has when the peer closes inside a message."""
+    header = sock.recv(4, socket.MSG_WAITALL)
+    if not header:
+        return None
+    (length,) = struct.unpack("!I", header)
+    body = b""
+    while len(body) < length:
+        piece = sock.recv(length - len(body))
+        if not piece:
+            break
+        body += piece
+    return body
+
+
+def read_message_over_reads(sock):
+    """Reads a big block and keeps only its frame: the next frame's start is lost."""
+    data = sock.recv(65536)
+    if not data:
+        return None
+    (length,) = struct.unpack("!I", data[:4])
+    while len(data) < 4 + length:
+        data += sock.recv(65536)
+    return data[4:4 + length]
+
+
+def read_message_makefile_each_call(sock):
+    """A buffered file made anew in each call: what it read ahead is lost."""
+    with sock.makefile("rb") as stream:
+        header = stream.read(4)
+        if not header:
+            return None
+        (length,) = struct.unpack("!I", header)
+        return stream.read(length)
+
+
+def read_message_empty_at_end(sock):
+    message = read_message_right(sock)
+    return b"" if message is None else message
+
+
+def read_message_str(sock):
+    message = read_message_right(sock)
+    return None if message is None else message.decode("utf-8", "replace")
+
+
+def test_read_message_right_answers_pass_and_say_how_many_splits_were_tried():
+    streams, pieces, frames = lesson09.plan_size()
+    assert streams > 4096 and pieces > 9000 and frames > 20000
+    for answer in (read_message_right, read_message_waitall):
+        report = lesson09.check_read_message(answer)
+        assert report.ok, repr(report)
+        assert len(report.results) == 6
+        assert f"{frames:,} frames in {pieces:,} pieces" in repr(report)
+        assert "every chunk size from 1 to 4,096" in repr(report)
+
+
+def failures(report):
+    return [(description, hint) for passed, description, hint in report.results
+            if not passed]
+
+
+def test_read_message_stub_is_not_written_yet():
+    report = lesson09.check_read_message(read_message_stub)
+    assert not report.ok
+    assert len(report.results) == 1
+    assert "is it written yet?" in repr(report)
+
+
+def test_one_recv_per_part_is_caught_with_the_right_hint():
+    for answer in (read_message_one_recv, read_message_one_recv_body):
+        report = lesson09.check_read_message(answer)
+        assert not report.ok
+        text = " ".join(repr(report).split())
+        assert "every chunk size" in text
+        assert ("not a whole message" in text
+                or "the header, too, can arrive in pieces" in text), text
+
+
+def test_the_wrong_byte_order_is_named():
+    report = lesson09.check_read_message(read_message_little_endian)
+    [(description, hint)] = failures(report)  # it says it all: the check stops
+    assert description == "one frame, b'hello', sent in one piece"
+    assert "83,886,080" in hint and "network byte order" in hint
+
+
+def test_ignoring_eof_inside_a_frame_is_caught():
+    report = lesson09.check_read_message(read_message_ignores_eof)
+    bad = dict(failures(report))
+    assert set(bad) == {"the peer closes inside a header: an exception",
+                        "the peer closes inside a message: an exception"}
+    for hint in bad.values():
+        assert "b'' means the peer has closed" in hint
+
+
+def test_returning_part_of_a_frame_is_caught():
+    report = lesson09.check_read_message(read_message_returns_part)
+    bad = dict(failures(report))
+    hint = bad["the peer closes inside a message: an exception"]
+    assert "b'abc'" in hint and "raise EOFError" in hint
+
+
+def test_reading_past_the_frame_is_caught():
+    report = lesson09.check_read_message(read_message_over_reads)
+    bad = dict(failures(report))
+    hint = bad["two frames sent with one sendall(): two calls, two messages"]
+    assert "the first call read 35 bytes, but its frame has only 17" in hint
+
+
+def test_a_buffered_file_per_call_is_named():
+    report = lesson09.check_read_message(read_message_makefile_each_call)
+    bad = dict(failures(report))
+    hint = bad["two frames sent with one sendall(): two calls, two messages"]
+    assert "sock.makefile()" in hint and "reads ahead" in hint
+
+
+def test_b_empty_at_a_clean_end_is_caught():
+    report = lesson09.check_read_message(read_message_empty_at_end)
+    bad = dict(failures(report))
+    assert "b'' is a message too" in bad["the peer closes after a frame: then None"]
+
+
+def test_a_str_says_it_all():
+    report = lesson09.check_read_message(read_message_str)
+    assert len(report.results) == 1
+    assert "return the message as bytes" in repr(report)
+
+
+# ------------------------------------------------------------------ read_lines
+
+
+def read_lines_right(sock):
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending = ""
+    while True:
+        data = sock.recv(4096)
+        pending += decoder.decode(data, final=not data)
+        *complete, pending = pending.split("\n")
+        yield from complete
+        if not data:
+            break
+    if pending:
+        yield pending
+
+
+def read_lines_bytes_first(sock):
+    """Right too: split bytes at b'\\n' (never inside a character), decode lines."""
+    pending = b""
+    while data := sock.recv(4096):
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line.decode("utf-8")
+    if pending:
+        yield pending.decode("utf-8")
+
+
+def read_lines_makefile(sock):
+    """Right too: a text file over the socket does all of it."""
+    with sock.makefile("r", encoding="utf-8", newline="\n") as lines:
+        for line in lines:
+            yield line.removesuffix("\n")
+
+
+def read_lines_stub(sock):
+    ...
+
+
+def read_lines_per_chunk(sock):
+    """The classic: decode every recv() piece on its own."""
+    pending = ""
+    while data := sock.recv(4096):
+        pending += data.decode("utf-8")
+        *complete, pending = pending.split("\n")
+        yield from complete
+    if pending:
+        yield pending
+
+
+def read_lines_replace(sock):
+    pending = ""
+    while data := sock.recv(4096):
+        pending += data.decode("utf-8", errors="replace")
+        *complete, pending = pending.split("\n")
+        yield from complete
+    if pending:
+        yield pending
+
+
+def read_lines_one_recv_one_line(sock):
+    """Takes every recv() for lines of its own."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    while data := sock.recv(4096):
+        yield from decoder.decode(data).removesuffix("\n").split("\n")
+
+
+def read_lines_drops_the_last(sock):
+    pending = b""
+    while data := sock.recv(4096):
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line.decode("utf-8")
+
+
+def read_lines_at_the_end(sock):
+    everything = b""
+    while data := sock.recv(4096):
+        everything += data
+    yield from everything.decode("utf-8").split("\n")
+
+
+def read_lines_keeps_newlines(sock):
+    with sock.makefile("r", encoding="utf-8", newline="\n") as lines:
+        yield from lines
+
+
+def read_lines_ignores_eof(sock):
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending = ""
+    while True:
+        pending += decoder.decode(sock.recv(4096))
+        *complete, pending = pending.split("\n")
+        yield from complete
+
+
+def test_read_lines_right_answers_pass():
+    for answer in (read_lines_right, read_lines_bytes_first, read_lines_makefile):
+        report = lesson09.check_read_lines(answer)
+        assert report.ok, (answer.__name__, repr(report))
+        assert len(report.results) == 2
+
+
+def test_read_lines_stub_is_not_written_yet():
+    report = lesson09.check_read_lines(read_lines_stub)
+    assert len(report.results) == 1
+    assert "is it written yet?" in repr(report)
+
+
+def hint_of(answer):
+    report = lesson09.check_read_lines(answer)
+    assert not report.ok
+    return "\n".join(hint for _, hint in failures(report))
+
+
+def test_decoding_each_piece_is_caught():
+    hint = hint_of(read_lines_per_chunk)
+    assert "UnicodeDecodeError" in hint and "incremental decoder" in hint
+    assert "with pieces of 1 byte:" in repr(lesson09.check_read_lines(read_lines_per_chunk))
+    assert "replacement character" in hint_of(read_lines_replace)
+
+
+def test_the_other_line_bugs_are_named():
+    assert "one recv() is not one line" in hint_of(read_lines_one_recv_one_line)
+    assert "the last line was missing" in hint_of(read_lines_drops_the_last)
+    assert "only at the end of the stream" in hint_of(read_lines_at_the_end)
+    assert "without the newline" in hint_of(read_lines_keeps_newlines)
+    assert "b'' means the peer has closed" in hint_of(read_lines_ignores_eof)
+
+
+# ------------------------------------- the lesson's recv() explorer (socklab.ui)
+# (Here rather than in tests/test_ui.py, which another author owns.)
+
+
+def test_recv_explorer_sends_in_several_calls_and_recv_ignores_them():
+    from socklab import ui
+
+    explorer = ui.RecvExplorer("onetwothree", bufsize=32, sends=3)
+    text = repr(explorer)
+    assert text.startswith("11 bytes sent with 3 send() calls (4 + 4 + 3); "
+                           "read with recv(32): 1 pieces")
+    assert "send #1: b'onet'" in text
+    assert "recv #1: b'onetwothree'" in text
+    explorer.bufsize.value = 2
+    assert "read with recv(2): 6 pieces" in repr(explorer)
+
+
+def test_split_evenly():
+    from socklab import ui
+
+    assert ui.split_evenly(b"abcdefg", 3) == [b"abc", b"de", b"fg"]
+    assert ui.split_evenly(b"ab", 5) == [b"a", b"b"]
+    assert ui.split_evenly(b"", 3) == [b""]

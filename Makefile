@@ -73,5 +73,5 @@ site: $(READY)
 	$(PY) tools/site.py --out _site
 
 clean:
-	rm -rf $(VENV) .pytest_cache socklab.egg-info
+	rm -rf $(VENV) .pytest_cache socklab.egg-info _site tools/hub/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -49,6 +49,15 @@ How it is built, and why:
   notebook: Jupyter's own kernel talks over loopback too (its ZeroMQ channels),
   and those segments would be listed with yours.
 
+* **... and in the kernel too, once ports are known.**  A packet socket's queue
+  is small next to what loopback can carry: another program's bulk transfer
+  (iperf3, say) fills it in a fraction of a millisecond, and then frames are
+  dropped -- yours among them.  So while ``cap.ports`` is not empty, a small
+  BPF program attached to the socket (SO_ATTACH_FILTER, ``man 7 socket``) lets
+  the kernel queue only TCP and UDP frames to or from those ports.  It is
+  attached before bind(), when the ports are given to the constructor, and
+  replaced whenever ``cap.ports`` changes.
+
 * **Text that is the same on every run.**  ``cap.text()`` (and the repr) names the
   two sides "client" (who sent the first SYN; for UDP, who spoke first) and
   "server", never by their port, and shows sequence numbers relative to each
@@ -61,6 +70,7 @@ can read it alongside the header diagrams: Ethernet, then IPv4 or IPv6, then TCP
 or UDP.
 """
 
+import ctypes
 import datetime
 import importlib.resources
 import json
@@ -79,6 +89,8 @@ from . import registry
 __all__ = [
     "Segment",
     "parse_frame",
+    "port_filter",
+    "attach_filter",
     "tcp_flags",
     "describe",
     "Capture",
@@ -97,6 +109,7 @@ SOL_PACKET = 263
 PACKET_STATISTICS = 6  # how many frames the kernel delivered and dropped
 SO_TIMESTAMPNS = 35  # the kernel stamps each frame when it arrives (nanoseconds)
 SO_RCVBUFFORCE = 33  # SO_RCVBUF above net.core.rmem_max; needs CAP_NET_ADMIN
+SO_ATTACH_FILTER = 26  # a classic BPF program that decides which frames to queue
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
@@ -111,6 +124,7 @@ DRAIN_LIMIT = 1.0  # ... or after this long in all, whatever comes first
 IDLE_WAKE = 1.0  # the reader's selector returns at least this often
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the reader thread
 MAX_SEGMENTS = 50_000  # segments kept; later ones are counted in `dropped`
+MAX_FILTERED_PORTS = 50  # more ports than this: no kernel filter (BPF jumps are short)
 RECORDED_DIR = "data"  # socklab/data/recorded_<name>.json
 
 # TCP flag bits in header order, lowest first; flags are always shown in this order.
@@ -380,6 +394,109 @@ class _Segments:
         return self.segments[index]
 
 
+# ---------------------------------------------------------------- kernel filter
+
+# Classic BPF instructions (<linux/filter.h>): what each code below means.
+BPF_LDH_ABS = 0x28  # A = 16 bits at [k]
+BPF_LDB_ABS = 0x30  # A = 8 bits at [k]
+BPF_LDX_IHL = 0xB1  # X = 4 * ([k] & 0x0F): an IPv4 header's length
+BPF_LDH_IND = 0x48  # A = 16 bits at [X + k]
+BPF_JEQ = 0x15  # if A == k: skip jt instructions, else jf
+BPF_JSET = 0x45  # if A & k: skip jt instructions, else jf
+BPF_RET = 0x06  # keep k bytes of the frame (0: drop it)
+KEEP_ALL = 0xFFFFFFFF
+
+
+def port_filter(ports):
+    """A BPF program that keeps TCP and UDP frames to or from ``ports``, as instructions.
+
+    Each instruction is (code, jt, jf, k).  No ports (or too many): keep everything.
+    IPv4 and IPv6 (without extension headers) on an Ethernet-framed device like lo.
+    """
+    ports = sorted(ports)
+    if not ports or len(ports) > MAX_FILTERED_PORTS:
+        return [(BPF_RET, 0, 0, KEEP_ALL)]
+    program = []
+    jumps = []  # (index of a jump, "keep" or "drop"): fixed up at the end
+
+    def emit(code, k=0, jt=None, jf=None):
+        for target, which in ((jt, 1), (jf, 2)):
+            if target is not None:
+                jumps.append((len(program), which, target))
+        program.append([code, 0, 0, k])
+
+    def ports_at(load, offsets):
+        for offset in offsets:  # source port, then destination port
+            emit(load, offset)
+            for port in ports:
+                emit(BPF_JEQ, port, jt="keep")
+
+    emit(BPF_LDH_ABS, 12)                      # the Ethernet type
+    emit(BPF_JEQ, ETHERTYPE_IPV4, jf="ipv6")
+    emit(BPF_LDB_ABS, 14 + 9)                  # IPv4: the protocol
+    emit(BPF_JEQ, IPPROTO_TCP, jt="ipv4 ports")
+    emit(BPF_JEQ, IPPROTO_UDP, jf="drop")
+    jumps.append(("label", "ipv4 ports", len(program)))
+    emit(BPF_LDH_ABS, 14 + 6)                  # a fragment after the first has no ports
+    emit(BPF_JSET, 0x1FFF, jt="drop")
+    emit(BPF_LDX_IHL, 14)
+    ports_at(BPF_LDH_IND, (14, 16))            # after the IPv4 header: the ports
+    emit(BPF_RET, 0)
+    jumps.append(("label", "ipv6", len(program)))
+    emit(BPF_JEQ, ETHERTYPE_IPV6, jf="drop")
+    emit(BPF_LDB_ABS, 14 + 6)                  # IPv6: the next header
+    emit(BPF_JEQ, IPPROTO_TCP, jt="ipv6 ports")
+    emit(BPF_JEQ, IPPROTO_UDP, jf="drop")
+    jumps.append(("label", "ipv6 ports", len(program)))
+    ports_at(BPF_LDH_ABS, (14 + 40, 14 + 42))
+    jumps.append(("label", "drop", len(program)))
+    emit(BPF_RET, 0)
+    jumps.append(("label", "keep", len(program)))
+    emit(BPF_RET, KEEP_ALL)
+
+    labels = {name: where for kind, name, where in jumps if kind == "label"}
+    for index, which, target in (j for j in jumps if j[0] != "label"):
+        program[index][which] = labels[target] - index - 1  # jumps count from the next one
+    return [tuple(instruction) for instruction in program]
+
+
+def attach_filter(sock, program):
+    """Attach a BPF ``program`` (a list like port_filter's) to a packet socket.
+
+    From then on the kernel queues only the frames the program keeps.  The kernel
+    copies the program: the buffer may go once setsockopt() has returned.
+    """
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    # struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                    struct.pack("HP", len(program), ctypes.addressof(buffer)))
+
+
+class _Ports(set):
+    """``cap.ports``: a set that tells its capture when it changes (to refilter)."""
+
+    def __init__(self, ports, changed):
+        super().__init__(ports)
+        self._changed = changed
+
+
+def _telling(name):
+    def method(self, *args):
+        result = getattr(set, name)(self, *args)
+        self._changed()
+        return result
+    method.__name__ = name
+    return method
+
+
+for _name in ("add", "discard", "remove", "pop", "clear", "update", "difference_update",
+              "intersection_update", "symmetric_difference_update",
+              "__ior__", "__iand__", "__isub__", "__ixor__"):
+    setattr(_Ports, _name, _telling(_name))
+del _name
+
+
 # ---------------------------------------------------------------- privilege
 
 
@@ -430,8 +547,11 @@ def _not_permitted_message(system=None, euid=None):
     )
 
 
-def _open_packet_socket():
-    """An AF_PACKET socket on lo, or CaptureNotPermitted saying why not."""
+def _open_packet_socket(ports=()):
+    """An AF_PACKET socket on lo, or CaptureNotPermitted saying why not.
+
+    With ``ports``, the kernel queues only their frames from the start (port_filter).
+    """
     if not hasattr(socket, "AF_PACKET"):
         raise CaptureNotPermitted(_not_permitted_message())
     try:
@@ -440,6 +560,8 @@ def _open_packet_socket():
     except PermissionError as exc:
         raise CaptureNotPermitted(_not_permitted_message()) from exc
     try:
+        if ports:
+            attach_filter(sock, port_filter(ports))
         sock.bind(("lo", ETH_P_ALL))  # Python converts the protocol to network order
     except BaseException:
         sock.close()
@@ -486,7 +608,9 @@ class Capture(_Segments):
     def __init__(self, ports=None, host=None, *, servers=()):
         if isinstance(ports, int):
             ports = [ports]
-        self.ports = set(ports or ())
+        self._sock = None
+        self._stopped = False
+        self.ports = _Ports(ports or (), self._refilter)
         self.ports.update(server.address[1] for server in servers)
         self.host = host
         self.name = registry.unique_name("capture")
@@ -495,10 +619,9 @@ class Capture(_Segments):
         self._kernel_drops = 0  # frames the kernel dropped: our queue was full
         self._errors = []  # exceptions in the reader thread, raised by stop()
         self._lock = threading.Lock()
-        self._stopped = False
         self._stop_lock = threading.Lock()
         self._started = time.time()  # kernel timestamps use the same clock
-        self._sock = _open_packet_socket()
+        self._sock = _open_packet_socket(self.ports)
         try:
             self._prepare(self._sock)
             self._wake_reader, self._wake_writer = socket.socketpair()
@@ -521,6 +644,16 @@ class Capture(_Segments):
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
         except PermissionError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+    def _refilter(self):
+        """cap.ports changed: tell the kernel which frames to queue from now on."""
+        if self._sock is None or self._stopped:
+            return  # not open yet (the constructor attaches it), or closed
+        try:
+            attach_filter(self._sock, port_filter(self.ports))
+        except OSError:
+            if not self._stopped:  # stop() may have closed it meanwhile
+                raise
 
     # -- the reader thread ---------------------------------------------------
     def _read_until_stopped(self):

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 from . import capture as capturing
 from . import trace as tracing
 
-__all__ = ["Row", "watch", "sequence_rows", "sequence_diagram", "tcp_states", "state_chart"]
+__all__ = ["Row", "watch", "segment_rows", "sequence_rows", "sequence_diagram", "tcp_states", "state_chart"]
 
 LANES = ("client", "server")
 X = {"client": 0.0, "server": 1.0}
@@ -109,13 +109,36 @@ def _call_label(record):
     return f"{label} {record.errno}" if record.errno else label
 
 
+def segment_rows(capture):
+    """The rows of a diagram of ``capture`` alone: one arrow per segment.
+
+    Any capture will do, live or recorded: the segments keep their own order.
+    With no system calls to show, each label has room for the relative sequence
+    and acknowledgment numbers, as in ``capture.text()``.
+    """
+    segments = capture.segments
+    numbers = capturing._relative_numbers(segments)
+    rows = []
+    for segment, direction, (seq, ack) in zip(segments, _directions(capture), numbers):
+        label = segment.flags if segment.proto == "tcp" else "UDP"
+        if segment.length:
+            label += f" {segment.length} B"
+        if seq is not None:
+            label += f"  seq={seq}" + ("" if ack is None else f" ack={ack}")
+        rows.append(Row("segment", direction, label, segment.time))
+    return rows
+
+
 def sequence_rows(trace, capture=None):
     """The rows of a sequence diagram: calls of ``trace``, segments of ``capture``.
 
     Sockets of the trace become lanes by what they do (connect: client; listen or
     accept: server).  A capture is used only if it was live and both have a wall
-    clock; a recorded capture cannot be put on this run's timeline.
+    clock; a recorded capture cannot be put on this run's timeline.  With no
+    trace (None), the rows are the capture's segments alone (segment_rows).
     """
+    if trace is None:
+        return [] if capture is None else segment_rows(capture)
     rows = []
     for record, lane in zip(trace, _lanes_of(trace)):
         if lane and record.kind == "syscall" and record.call in SHOWN_CALLS:
@@ -141,7 +164,10 @@ def _directions(capture):
 
 
 def sequence_diagram(trace, capture=None, title=None):
-    """Draw the sequence diagram of ``trace`` (and ``capture``); returns the Figure."""
+    """Draw the sequence diagram of ``trace`` (and ``capture``); returns the Figure.
+
+    ``sequence_diagram(None, capture)`` draws the segments of a capture alone.
+    """
     rows = sequence_rows(trace, capture)
     height = 1.2 + 0.32 * max(len(rows), 1)
     figure, axes = plt.subplots(figsize=(7.5, height))
@@ -160,7 +186,8 @@ def sequence_diagram(trace, capture=None, title=None):
             start, end = X[row.lane], X["server" if row.lane == "client" else "client"]
             axes.annotate("", xy=(end, y + 0.35), xytext=(start, y - 0.15),
                           arrowprops={"arrowstyle": "->", "color": COLOURS["wire"], "lw": 1.2})
-            axes.text(0.5, y + 0.02, row.label, ha="center", va="bottom", fontsize=8.5,
+            # Above the arrow's higher end, so that no arrow crosses a long label.
+            axes.text(0.5, y - 0.17, row.label, ha="center", va="bottom", fontsize=8.5,
                       family="monospace", color=COLOURS["wire"])
     axes.set_xlim(-0.9, 1.9)
     axes.set_ylim(len(rows), -1.2)

@@ -557,3 +557,43 @@ def test_the_socket_really_is_bound_to_lo_only(no_leaks):
         srv.events.wait_for("close", timeout=TIMEOUT)
     addresses = {s.src[0] for s in cap} | {s.dst[0] for s in cap}
     assert addresses and all(a == "::1" or a.startswith("127.") for a in addresses), addresses
+
+
+# ---------------------------------------------------------------- the kernel filter
+
+
+def test_port_filter_keeps_everything_without_ports():
+    assert capture.port_filter([]) == [(capture.BPF_RET, 0, 0, capture.KEEP_ALL)]
+    too_many = range(1000, 1001 + capture.MAX_FILTERED_PORTS)
+    assert capture.port_filter(too_many) == capture.port_filter([])
+
+
+def test_port_filter_jumps_land_inside_the_program():
+    program = capture.port_filter([5000, 6000])
+    assert program[-2:] == [(capture.BPF_RET, 0, 0, 0), (capture.BPF_RET, 0, 0, capture.KEEP_ALL)]
+    for index, (code, jt, jf, k) in enumerate(program):
+        if code in (capture.BPF_JEQ, capture.BPF_JSET):
+            assert index + 1 + max(jt, jf) < len(program)
+    jeq_ports = [k for code, _, _, k in program if code == capture.BPF_JEQ and k in (5000, 6000)]
+    assert jeq_ports == [5000, 6000] * 4  # source and destination, IPv4 and IPv6
+
+
+@live
+def test_the_kernel_queues_only_the_ports_asked_for(no_leaks):
+    """Frames of other ports never reach the reader, from the first one on."""
+    with socklab.TCPEchoServer() as srv, socklab.TCPEchoServer() as other, \
+            socklab.UDPEchoServer() as later:
+        with Capture(servers=[srv]) as cap:
+            talk(other.address, b"not for us")
+            talk(srv.address, b"for us")
+            srv.events.wait_for("close", timeout=TIMEOUT)
+            cap.ports.add(later.port)  # the kernel's filter follows the set
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(TIMEOUT)
+                sock.sendto(b"late", later.address)
+                assert sock.recv(100) == b"late"
+            other.events.wait_for("close", timeout=TIMEOUT)
+    found = {port for s in cap._found for port in (s.src[1], s.dst[1])}
+    assert other.port not in found and {srv.port, later.port} <= found
+    assert [s.length for s in cap.segments if s.proto == "udp"] == [4, 4]
+    assert [flags for _, flags in cap.flags_sequence()][:3] == ["SYN", "SYN,ACK", "ACK"]

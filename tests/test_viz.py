@@ -76,3 +76,28 @@ def test_state_chart_labels_each_segment():
     ticks = [label.get_text() for label in figure.axes[0].get_xticklabels()]
     assert ticks[:3] == ["c→s SYN", "s→c SYN,ACK", "c→s ACK"]
     assert len(ticks) == 10
+
+
+def test_segment_rows_of_a_capture_alone():
+    """No trace: one arrow per segment, with relative numbers; recorded captures too."""
+    recorded = capture.load_recorded()
+    rows = viz.sequence_rows(None, recorded)
+    assert rows == viz.segment_rows(recorded)
+    assert {row.kind for row in rows} == {"segment"}
+    assert [(row.lane, row.label) for row in rows[:4]] == [
+        ("client", "SYN  seq=0"),
+        ("server", "SYN,ACK  seq=0 ack=1"),
+        ("client", "ACK  seq=1 ack=1"),
+        ("client", "PSH,ACK 5 B  seq=1 ack=1"),
+    ]
+    assert rows[-1] == viz.Row("segment", "client", "ACK  seq=7 ack=7", recorded[-1].time)
+    assert viz.sequence_rows(None, None) == []
+
+
+def test_sequence_diagram_of_a_capture_alone():
+    recorded = capture.load_recorded()
+    figure = viz.sequence_diagram(None, recorded, title="recorded")
+    # Arrows are annotations without text; keep the words.
+    texts = [text.get_text() for text in figure.axes[0].texts if text.get_text()]
+    assert texts[:2] == ["client", "server"]
+    assert texts[2:] == [row.label for row in viz.segment_rows(recorded)]

@@ -64,6 +64,7 @@ execute: $(READY)
 
 bench: $(READY)
 	$(PY) benchmarks/echo_bench.py
+	$(PY) benchmarks/bulk_bench.py
 
 doctor: $(READY)
 	$(PY) -m socklab doctor

@@ -1,0 +1,235 @@
+"""Checks for lesson 12's exercises: extra_calls() and a fast ask().
+
+* check_extra_calls: the learner counts the system calls a Python program makes
+  more often than the C program that does the same.  The traces are strace
+  output recorded once and parsed with socklab.trace.parse -- the same records a
+  live trace gives, but the same on every machine, and no strace needed.  Each
+  case has a trap: a call both make but Python twice (a set misses it), signals
+  and the end of the process (not system calls), a call C makes more often
+  (not an extra of Python's).
+* check_ask: the learner's ask(sock, body) sends a request -- a 4-byte length
+  and the body -- and reads the answer, against a server that delays its ACKs
+  (socklab.measure.answer_with_late_acks).  Sent in two small writes with Nagle's
+  algorithm on, each request waits ~40 ms for the delayed ACK; the check wants
+  the median under FAST (10 ms), a margin of four even on a busy machine.
+"""
+
+import collections
+import socket
+import struct
+import time
+
+from .. import measure, trace
+from ..servers import serve
+from .report import Report, call_with_time_limit, describe_error, not_written
+
+__all__ = ["check_extra_calls", "check_ask", "TRACES"]
+
+NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
+FAST = 0.010  # seconds: the median request must take less (a stall takes >= 0.04)
+REQUESTS = 7
+
+# (description, C's strace output, Python's strace output, the right answer)
+TRACES = [
+    ("the echo program: Python accepts with accept4() and asks getsockname()",
+     """\
+socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3
+bind(3, {sa_family=AF_INET, sin_port=htons(0), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+listen(3, 1) = 0
+getsockname(3, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, [16]) = 0
+socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 4
+connect(4, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+accept(3, NULL, NULL) = 5
+sendto(4, "hello", 5, 0, NULL, 0) = 5
+recvfrom(5, "hello", 64, 0, NULL, NULL) = 5
+sendto(5, "hello", 5, 0, NULL, 0) = 5
+recvfrom(4, "hello", 64, 0, NULL, NULL) = 5
+close(5) = 0
+close(4) = 0
+close(3) = 0
++++ exited with 0 +++
+""",
+     """\
+socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 3
+bind(3, {sa_family=AF_INET, sin_port=htons(0), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+listen(3, 1) = 0
+getsockname(3, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, [16]) = 0
+socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 4
+connect(4, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+accept4(3, {sa_family=AF_INET, sin_port=htons(50002), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 5
+getsockname(5, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, [16]) = 0
+sendto(4, "hello", 5, 0, NULL, 0) = 5
+recvfrom(5, "hello", 64, 0, NULL, NULL) = 5
+sendto(5, "hello", 5, 0, NULL, 0) = 5
+recvfrom(4, "hello", 64, 0, NULL, NULL) = 5
+close(5) = 0
+close(4) = 0
+close(3) = 0
++++ exited with 0 +++
+""",
+     {"accept4": 1, "getsockname": 1}),
+    ("a signal during recv(): Python calls again, C gives up",
+     """\
+socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3
+connect(3, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+recvfrom(3, 0x7ffc2a1b3c40, 64, 0, NULL, NULL) = ? ERESTARTSYS (To be restarted if SA_RESTART is set)
+--- SIGALRM {si_signo=SIGALRM, si_code=SI_KERNEL} ---
+close(3) = 0
++++ exited with 1 +++
+""",
+     """\
+socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 3
+connect(3, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+recvfrom(3, 0x7f3a5c0b2e10, 64, 0, NULL, NULL) = ? ERESTARTSYS (To be restarted if SA_RESTART is set)
+--- SIGALRM {si_signo=SIGALRM, si_code=SI_KERNEL} ---
+recvfrom(3, "ping", 64, 0, NULL, NULL) = 4
+close(3) = 0
++++ exited with 0 +++
+""",
+     {"recvfrom": 1}),
+    ("send() to a peer that is gone: C dies of SIGPIPE, Python closes up",
+     """\
+socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3
+connect(3, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+sendto(3, "anyone?", 7, 0, NULL, 0) = -1 EPIPE (Broken pipe)
+--- SIGPIPE {si_signo=SIGPIPE, si_code=SI_USER, si_pid=12, si_uid=0} ---
++++ killed by SIGPIPE +++
+""",
+     """\
+socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 3
+connect(3, {sa_family=AF_INET, sin_port=htons(40001), sin_addr=inet_addr("127.0.0.1")}, 16) = 0
+sendto(3, "anyone?", 7, 0, NULL, 0) = -1 EPIPE (Broken pipe)
+close(3) = 0
++++ exited with 0 +++
+""",
+     {"close": 1}),
+    ("C does more: a C program that closes twice, a Python one that closes once",
+     """\
+socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3
+close(3) = 0
+socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3
+close(3) = 0
++++ exited with 0 +++
+""",
+     """\
+socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 3
+close(3) = 0
++++ exited with 0 +++
+""",
+     {}),
+]
+
+
+def _as_counts(value):
+    """The learner's answer as {name: count} (no zeros); None for a non-mapping."""
+    if not isinstance(value, collections.abc.Mapping):
+        return None
+    return {name: count for name, count in value.items() if count}
+
+
+def _hint_for_calls(got, expected, c_trace, py_trace):
+    not_calls = sorted(set(got) & ({r.call for r in (*c_trace, *py_trace)
+                                    if r.kind != "syscall"}))
+    if not_calls:
+        return (f"{', '.join(not_calls)} {'is' if len(not_calls) == 1 else 'are'} not a "
+                "system call: strace also records signals\n(kind 'signal') and how the "
+                "process ended (kind 'exit').  Count records whose .kind is 'syscall'.")
+    if any(count < 0 for count in got.values()):
+        return ("a negative count: that is a call C makes more often.  Keep only "
+                "the calls\nPython makes more often (Counter subtraction drops the "
+                "rest by itself).")
+    extra_c = {name for name in got if name not in expected}
+    if extra_c:
+        names = ", ".join(sorted(extra_c))
+        return (f"Python does not make {names} more often than C here.\n"
+                "Count how often each side makes each call, and subtract C's counts.")
+    if set(got) == set(expected):
+        return ("the right calls, but not how many more.  Count every record:\n"
+                "collections.Counter(record.call for record in trace ...).")
+    return ("some calls are missing: a call both programs make can still be an "
+            "extra one\nif Python makes it more often -- count, do not compare sets.")
+
+
+def check_extra_calls(extra_calls):
+    """Check ``extra_calls(c_trace, py_trace) -> {call: how many more}``."""
+    report = Report("Checking extra_calls(c_trace, py_trace):")
+    for description, c_text, py_text, expected in TRACES:
+        c_trace = trace.Trace(trace.parse(c_text))
+        py_trace = trace.Trace(trace.parse(py_text))
+        outcome, _ = call_with_time_limit(extra_calls, c_trace, py_trace)
+        if not_written(outcome):
+            report.add(False, description, NOT_WRITTEN)
+            return report
+        if not outcome.finished:
+            report.add(False, description, "it did not return within the time limit: "
+                       "a loop that never ends?")
+            return report
+        if outcome.error is not None:
+            report.add(False, description, describe_error(outcome.error))
+            return report
+        got = _as_counts(outcome.value)
+        if got is None:
+            report.add(False, description,
+                       f"it returned {type(outcome.value).__name__}, not a dict: return "
+                       "{call name: how many more times},\na collections.Counter for "
+                       "example, so that repeated calls count.")
+            return report
+        hint = None
+        if got != expected:
+            hint = _hint_for_calls(got, expected, c_trace, py_trace)
+        if hint:
+            hint = f"expected {expected}, got {got}.\n{hint}"
+        if not report.add(hint is None, description, hint or ""):
+            return report
+    return report
+
+
+# ------------------------------------------------------------------ ask
+
+
+def _judge_answer(outcome, body):
+    if outcome.error is not None:
+        return describe_error(outcome.error)
+    if outcome.value != body.upper():
+        return (f"it returned {outcome.value!r:.60}, not the answer "
+                f"{body.upper()!r:.60}: read the 4-byte length,\nthen exactly that "
+                "many bytes (recv() may return less than you ask for).")
+    return None
+
+
+def check_ask(ask):
+    """Check ``ask(sock, body) -> answer`` against a server that delays ACKs: right
+    answers, and no 40 ms stall."""
+    report = Report("Checking ask(sock, body):")
+    srv = serve(measure.answer_with_late_acks, name="check-late-acks")
+    try:
+        with socket.create_connection(srv.address, timeout=5) as sock:
+            times = []
+            for number in range(REQUESTS):
+                body = b"request %d " % number + b"x" * (number * 300)
+                started = time.perf_counter()
+                outcome, _ = call_with_time_limit(ask, sock, body)
+                times.append(time.perf_counter() - started)
+                if not_written(outcome):
+                    report.add(False, "the answers are right", NOT_WRITTEN)
+                    return report
+                if not outcome.finished:
+                    report.add(False, "the answers are right",
+                               "it did not return in time: does it wait for more bytes "
+                               "than the answer has?")
+                    return report
+                hint = _judge_answer(outcome, body)
+                if hint:
+                    report.add(False, f"the answer to request {number}", hint)
+                    return report
+            report.add(True, f"{REQUESTS} requests, {REQUESTS} right answers")
+            median = sorted(times)[len(times) // 2]
+            slow = median >= FAST
+            report.add(not slow, f"a request takes less than {FAST * 1000:g} ms (median)",
+                       f"about {median * 1000:.0f} ms a request: each one waits for the "
+                       "server's delayed ACK.\nNagle's algorithm holds your second small "
+                       "write until the first is acknowledged.\nSend the request in one "
+                       "write, or turn on TCP_NODELAY." if slow else "")
+    finally:
+        srv.stop()
+    return report

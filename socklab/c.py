@@ -16,7 +16,10 @@ Why it is built this way:
 * **A private build folder.**  Sources and binaries go to one temporary folder per
   Python process, created with mode 0700 and removed at exit: two notebooks (or two
   students on one machine) never overwrite each other's programs, and nothing is
-  written into the course's folders.
+  written into the course's folders.  A kernel that is killed (no exit handlers
+  run) cannot remove its folder, so each folder holds a lock for as long as its
+  process lives, and the next process that builds removes folders whose lock is
+  free: a busy machine does not fill its temporary folder.
 * **gcc is run in that folder on "NAME.c"**, so its messages say ``NAME.c:7:5:``
   -- the line number of the cell itself, and no path of the machine.
 * **Warnings are errors** (-Werror): the course's C compiles cleanly, and a learner's
@@ -35,6 +38,7 @@ Why it is built this way:
 
 import atexit
 import ctypes
+import fcntl
 import hashlib
 import os
 import pathlib
@@ -140,16 +144,52 @@ def describe_exit(name, returncode):
 
 _build_dir = None
 _build_lock = threading.Lock()
+_owner_lock = None  # a file descriptor, open as long as this process lives
+BUILD_PREFIX = "socklab-c-"
+OWNER_LOCK = "owner.lock"
 
 
 def build_dir():
     """This process's private build folder (mode 0700), made on first use."""
-    global _build_dir
+    global _build_dir, _owner_lock
     with _build_lock:
         if _build_dir is None:
-            _build_dir = pathlib.Path(tempfile.mkdtemp(prefix="socklab-c-"))
-            atexit.register(shutil.rmtree, _build_dir, ignore_errors=True)
+            _remove_abandoned_build_dirs()
+            folder = pathlib.Path(tempfile.mkdtemp(prefix=BUILD_PREFIX))
+            _owner_lock = _hold_owner_lock(folder)
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            _build_dir = folder
         return _build_dir
+
+
+def _hold_owner_lock(folder):
+    """Lock ``folder/owner.lock`` until this process ends; return the descriptor.
+
+    Linux releases an flock() when the process holding it dies, however it dies.
+    The file is locked under another name and then renamed, so nobody can find
+    it unlocked while its owner lives.
+    """
+    fd = os.open(folder / f"{OWNER_LOCK}.new", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(folder / f"{OWNER_LOCK}.new", folder / OWNER_LOCK)
+    return fd
+
+
+def _remove_abandoned_build_dirs():
+    """Remove the build folders of processes that died without cleaning up."""
+    for folder in pathlib.Path(tempfile.gettempdir()).glob(f"{BUILD_PREFIX}*"):
+        try:
+            fd = os.open(folder / OWNER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # another user's folder, or one still being made
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its owner is alive
+            continue
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _check_name(name):

@@ -225,6 +225,47 @@ def test_build_folder_is_private():
     assert c.build_dir().stat().st_mode & 0o777 == 0o700
 
 
+HOLD_BUILD_DIR = (
+    "import sys, time, socklab.c as c\n"
+    "print(c.build_dir(), flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_killed_processs_build_folder_is_removed_by_the_next(tmp_path):
+    """No exit handler runs in a killed kernel; the next one tidies up after it."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # a temporary folder of our own
+    started = []
+
+    def holder():
+        process = subprocess.Popen([sys.executable, "-c", HOLD_BUILD_DIR], env=env,
+                                   stdout=subprocess.PIPE, text=True)
+        started.append(process)
+        return pathlib.Path(process.stdout.readline().strip())
+
+    try:
+        killed = holder()
+        started[0].kill()
+        started[0].wait(TIMEOUT)
+        assert killed.is_dir(), "a killed process cannot remove its build folder"
+        alive = holder()  # builds: removes the dead one's folder
+        assert not killed.exists()
+        another = holder()  # builds too: a live process's folder stays
+        assert alive.is_dir() and another.is_dir() and another != alive
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(TIMEOUT)
+            process.stdout.close()
+    old_format = tmp_path / "socklab-c-old"  # no lock: left alone, not ours to judge
+    old_format.mkdir()
+    holder()
+    started[-1].kill()
+    started[-1].wait(TIMEOUT)
+    started[-1].stdout.close()
+    assert old_format.is_dir()
+
+
 def test_without_gcc_the_message_says_how_to_get_one(tmp_path):
     script = (
         "import socklab.c as c\n"

@@ -146,8 +146,9 @@ def iperf3(total, message=None, attempts=3):
     """iperf3 sends ``total`` bytes over 127.0.0.1, ``message`` bytes per write
     (its -l; by default 128 KiB); returns a Run.
 
-    The figures are iperf3's own: bytes and seconds at the receiving end, and
-    the CPU time of its client and server (from their CPU use in percent).
+    The figures are iperf3's own: bytes and seconds at the receiving end (in a
+    short test its count may end well short of ``total``: use 64 MiB or more), and the CPU time
+    of its client and server (from their CPU use in percent).
     """
     binary = shutil.which("iperf3")
     if binary is None:

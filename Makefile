@@ -18,7 +18,7 @@ help:
 	@echo "make lab      set up .venv if needed, then open JupyterLab on lesson 00"
 	@echo "make test     set up .venv if needed, then run every test and every notebook"
 	@echo "make execute  re-run the lessons and store their outputs (after changing one)"
-	@echo "make bench    socklab's echo server against a C one: throughput and round trip"
+	@echo "make bench    C vs Python: echo server, bulk transfer vs iperf3, small messages, Nagle"
 	@echo "make doctor   what works on this machine (gcc, strace, root, sysctls)"
 	@echo "make site     the lessons and their stored outputs as web pages, in _site/"
 	@echo "make clean    remove .venv and caches"

@@ -240,8 +240,9 @@ def check_strace():
 def check_iperf3():
     iperf3 = shutil.which("iperf3")
     if iperf3 is None:
-        return Check("iperf3", WARN, "not found (optional: lesson 12 and benchmarks/ use it as the ceiling)",
-                     "to run the benchmarks: sudo apt-get install iperf3")
+        return Check("iperf3", WARN,
+                     "not found (optional: the ceiling in lesson 12 and benchmarks/)",
+                     "for lesson 12 and the benchmarks: sudo apt-get install iperf3")
     try:
         return Check("iperf3", OK, first_line(run_tool([iperf3, "--version"])))
     except ToolError as exc:

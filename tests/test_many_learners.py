@@ -56,6 +56,7 @@ SANITIZE_FILE = ROOT / "tools" / "nbval-sanitize.cfg"
 # Twenty kernels on two cores are slow: generous limits, but every one bounded.
 CELL_TIMEOUT = 240  # seconds for one cell (a lesson's cells take < 10 s alone)
 STARTUP_TIMEOUT = 240  # seconds for a kernel to answer after it was started
+OUTPUT_TIMEOUT = 60  # seconds a cell's output may come after its reply
 RUN_LIMIT = 720  # seconds for all learners together, then everything is stopped
 ORCHESTRATOR_LIMIT = RUN_LIMIT + 120  # the orchestrator's cleanup included
 
@@ -313,6 +314,9 @@ class Learner:
         nb.cells.append(nbformat.v4.new_code_cell(PROBE))
         client = NotebookClient(
             nb, timeout=CELL_TIMEOUT, startup_timeout=STARTUP_TIMEOUT,
+            # Output may come well after the cell's reply when twenty kernels
+            # share two cores; nbclient waits 4 s for it unless told otherwise.
+            iopub_timeout=OUTPUT_TIMEOUT, raise_on_iopub_timeout=True,
             kernel_name="python3", resources={"metadata": {"path": str(LESSON_DIR)}},
         )
         client.km = client.create_kernel_manager()

@@ -4,6 +4,7 @@
 
     %%c hello                    compile hello.c, run it, show its output
     %%c hello -- world 42        ... with arguments for the program
+    %%c server --bg -- 5         options first, then the program's arguments
     %%c echo_server --bg         start it in the background; waits for LISTENING <port>
     %%c broken --compile-only    only compile (a listing that is not run)
     %%c slow --timeout 30        allow more than 10 s
@@ -12,8 +13,10 @@ This is the only socklab module that imports IPython; it is a thin face over
 socklab.c, which does the work and can be used without Jupyter.
 """
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
 
 from . import c
 
@@ -31,7 +34,7 @@ class CMagics(Magics):
     @cell_magic("c")
     def c_cell(self, line, cell):
         """Compile this cell as C (gcc -std=gnu11 -Wall -Wextra -Werror) and run it."""
-        options = parse_argstring(self.c_cell, line)
+        options = parse_line(self.c_cell.parser, line)
         c.compile(cell, options.name)
         if options.compile_only:
             return None
@@ -39,6 +42,26 @@ class CMagics(Magics):
             return c.start(options.name, options.args)
         c.run(options.name, options.args, timeout=options.timeout)
         return None
+
+
+def parse_line(parser, line):
+    """The magic's options, with every word after a lone ``--`` for the program.
+
+    Plain argparse cannot take an option after a list of positionals
+    ("%%c srv --bg -- 5" fails with "unrecognized arguments"), so the
+    program's arguments are cut off first, and options and names may come in
+    any order before them.
+    """
+    words = arg_split(line)
+    program_args = []
+    if "--" in words:
+        cut = words.index("--")
+        words, program_args = words[:cut], words[cut + 1:]
+    if not [word for word in words if not word.startswith("-")]:
+        raise UsageError("%%c needs a program name: %%c NAME [--bg] [-- ARGS]")
+    options = parser.parse_intermixed_args(words)
+    options.args = list(options.args) + program_args
+    return options
 
 
 def load_ipython_extension(ipython):

@@ -361,6 +361,37 @@ def test_magic_background_server_answers_python(shell, programs):
     assert handle.stop() == handle.stop()  # idempotent, same description
 
 
+ARGS_PROGRAM = ('#include <stdio.h>\nint main(int argc, char **argv)\n'
+                '{\n    for (int i = 1; i < argc; i++) printf("[%s]", argv[i]);\n'
+                '    printf("\\n");\n    return 0;\n}\n')
+
+
+@pytest.mark.parametrize("line, printed", [
+    ("args_order --timeout 5 -- a b", "[a][b]"),   # options, then -- and arguments
+    ("args_order a --timeout 5 b", "[a][b]"),      # options between arguments
+    ("args_order -- --bg x", "[--bg][x]"),         # after --, even --bg is an argument
+])
+def test_magic_takes_options_before_and_between_the_programs_arguments(
+        shell, capsys, line, printed):
+    shell.run_cell_magic("c", line, ARGS_PROGRAM)
+    assert capsys.readouterr().out == printed + "\n"
+
+
+def test_magic_background_server_with_options_before_its_arguments(shell, programs):
+    # "%%c NAME --bg -- ARGS" once failed with "unrecognized arguments"
+    source = (HERE / "c" / "tcp_echo_server.c").read_text()
+    handle = shell.run_cell_magic("c", "magic_echo_args --bg -- unused", source)
+    assert python_client(handle.address, b"with args") == b"with args"
+    handle.stop()
+
+
+def test_magic_without_a_name_says_so(shell):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="needs a program name"):
+        shell.run_cell_magic("c", "--bg", "int main(void) { return 0; }\n")
+
+
 def test_magic_compile_error_raises_with_gccs_text(shell):
     with pytest.raises(c.CompileError, match=r"bad\.c:1:"):
         shell.run_cell_magic("c", "bad --compile-only", "int main(void) { return x; }\n")

@@ -8,8 +8,9 @@ Three measurements, each over one TCP connection on 127.0.0.1:
 
 * bulk: 512 MiB sent in 1 MiB send() calls (iperf3: -l 1M), received with
   recv() / recv_into() into a 1 MiB buffer -- C (c/stream.c, gcc -O2), Python
-  (socklab.measure.stream_python) and iperf3 (its own client and server, the
-  ceiling).  Goal: Python >= 0.9 x iperf3.
+  (socklab.measure.stream_python) and iperf3 (its own client and server: a
+  reference, what a C tool built for the job reaches; not a ceiling -- C and
+  Python may come out ahead of it).  Goal: Python >= 0.9 x iperf3.
 * small messages: 4 MiB in 64-byte send() calls, C and Python: the cost of a
   call, where Python's work around each call shows.
 * Nagle: write-write-read requests against a server that delays its ACKs

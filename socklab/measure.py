@@ -6,7 +6,7 @@ the same as stream_python(), so the two can be compared:
     from socklab import measure
     measure.stream_python(256 << 20, 1 << 20)   # bytes per second, 1 MiB sends
     measure.stream_python(4 << 20, 64)          # ... 64-byte sends: per-call cost
-    measure.iperf3(256 << 20, 1 << 20)          # iperf3's own figure (the ceiling)
+    measure.iperf3(256 << 20, 1 << 20)          # iperf3's own figure (a reference)
     srv = socklab.serve(measure.answer_with_late_acks)
     measure.write_write_read(srv.address, nodelay=False)  # ~0.04 s a request
 
@@ -18,8 +18,8 @@ How it is built, and why:
   recv_into() release the GIL while they wait in the kernel, so the two threads
   run at once on two CPUs; with big messages Python does a few thousand calls
   per second and the kernel does the copying.
-* **No new bytes per call**: the sender sends a memoryview of one buffer, the
-  receiver fills one bytearray.  What is left is the cost of the call itself.
+* **No new bytes per call**: the sender sends the same buffer again and again,
+  the receiver fills one bytearray.  What is left is the cost of the call itself.
 * **iperf3 is a separate program** (``iperf3 -s -1``: serve one test, then
   exit) on a free port of 127.0.0.1, read back in JSON (``-J``).  iperf3 needs a
   port number on its command line, so this module must find a free port first
@@ -82,7 +82,7 @@ def stream_python(total, message):
     failure = []
 
     def sender():
-        data = memoryview(bytes(message))
+        data = bytes(message)  # one buffer, sent again and again
         try:
             for _ in range(count):
                 client.sendall(data)

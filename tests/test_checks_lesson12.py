@@ -64,6 +64,20 @@ def test_extra_calls_stub_is_not_written():
 def test_extra_calls_a_set_is_refused():
     text = repr(lesson12.check_extra_calls(extra_calls_set))
     assert "returned set, not a dict" in text
+    # Every case is reported, the long hint only once.
+    assert text.count("returned set, not a dict") == 1
+    assert "the same as above." in text
+    assert f"{len(lesson12.TRACES)} of {len(lesson12.TRACES)} checks failed." in text
+
+
+def test_extra_calls_a_wrong_answer_is_counted_against_every_case():
+    """A failure does not stop the check: the count is out of all the cases, as
+    when they pass (not "1 of 1 checks failed" for a wrong first answer)."""
+    report = lesson12.check_extra_calls(extra_calls_set_as_dict)
+    assert len(report.results) == len(lesson12.TRACES)
+    failed = sum(not passed for passed, _, _ in report.results)
+    assert 0 < failed < len(lesson12.TRACES)
+    assert f"{failed} of {len(lesson12.TRACES)} checks failed." in repr(report)
 
 
 def test_extra_calls_set_difference_misses_a_repeated_call():

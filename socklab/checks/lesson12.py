@@ -151,8 +151,22 @@ def _hint_for_calls(got, expected, c_trace, py_trace):
 
 
 def check_extra_calls(extra_calls):
-    """Check ``extra_calls(c_trace, py_trace) -> {call: how many more}``."""
+    """Check ``extra_calls(c_trace, py_trace) -> {call: how many more}``.
+
+    Every case is checked, so a report counts all of them whether they pass or
+    fail ("1 of 4 checks failed"); only a stub or a function that never returns
+    stops the check early.  A hint the case before gave already is not repeated.
+    """
     report = Report("Checking extra_calls(c_trace, py_trace):")
+    hints_given = set()
+
+    def add(passed, description, hint=""):
+        if hint in hints_given:
+            hint = "the same as above."
+        elif hint:
+            hints_given.add(hint)
+        report.add(passed, description, hint)
+
     for description, c_text, py_text, expected in TRACES:
         c_trace = trace.Trace(trace.parse(c_text))
         py_trace = trace.Trace(trace.parse(py_text))
@@ -165,22 +179,21 @@ def check_extra_calls(extra_calls):
                        "a loop that never ends?")
             return report
         if outcome.error is not None:
-            report.add(False, description, describe_error(outcome.error))
-            return report
+            add(False, description, describe_error(outcome.error))
+            continue
         got = _as_counts(outcome.value)
         if got is None:
-            report.add(False, description,
-                       f"it returned {type(outcome.value).__name__}, not a dict: return "
-                       "{call name: how many more times},\na collections.Counter for "
-                       "example, so that repeated calls count.")
-            return report
+            add(False, description,
+                f"it returned {type(outcome.value).__name__}, not a dict: return "
+                "{call name: how many more times},\na collections.Counter for "
+                "example, so that repeated calls count.")
+            continue
         hint = None
         if got != expected:
             hint = _hint_for_calls(got, expected, c_trace, py_trace)
         if hint:
             hint = f"expected {expected}, got {got}.\n{hint}"
-        if not report.add(hint is None, description, hint or ""):
-            return report
+        add(hint is None, description, hint or "")
     return report
 
 

@@ -241,7 +241,7 @@ def check_iperf3():
     iperf3 = shutil.which("iperf3")
     if iperf3 is None:
         return Check("iperf3", WARN,
-                     "not found (optional: the ceiling in lesson 12 and benchmarks/)",
+                     "not found (optional: the reference figure in lesson 12 and benchmarks/)",
                      "for lesson 12 and the benchmarks: sudo apt-get install iperf3")
     try:
         return Check("iperf3", OK, first_line(run_tool([iperf3, "--version"])))

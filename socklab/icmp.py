@@ -34,7 +34,6 @@ import errno
 import os
 import socket
 import struct
-import sys
 import typing
 
 __all__ = [
@@ -255,14 +254,17 @@ def privileges():
 def why_not_raw():
     """Plain words for a learner whose raw socket was refused."""
     if os.geteuid() == 0:
-        why = ("you are root, but this process has no CAP_NET_RAW (a container started "
-               "without it, e.g. docker run --cap-drop=NET_RAW)")
+        why = ("you are root, but this process has no CAP_NET_RAW (as in a container\n"
+               "started with docker run --cap-drop=NET_RAW)")
     else:
         why = f"you are not root (uid {os.geteuid()}) and this Python has no CAP_NET_RAW"
     return (
         "Raw sockets need the capability CAP_NET_RAW (man 7 raw, man 7 capabilities).\n"
-        f"Here {why}, so socket() failed with EPERM and nothing was sent.\n"
-        "The output stored in the lesson shows what a root run prints.  To run it live,\n"
-        "on a private machine only: run the lab as root, or give this Python the capability:\n"
-        f"  sudo setcap cap_net_raw+ep {os.path.realpath(sys.executable)}"
+        f"Here {why}:\nsocket() failed with EPERM, and nothing was sent.\n"
+        "What a root run prints is in the lesson's stored outputs: see them in its web\n"
+        "pages (make site) or in a fresh copy of the notebook.  To run it live, use a\n"
+        "throwaway VM or container of your own and run the lab there as root.  Giving\n"
+        "this Python the capability (setcap cap_net_raw+ep) would let every script it\n"
+        "runs sniff and forge packets: if at all, only on a private copy of the\n"
+        "interpreter, never on the one the system shares."
     )

@@ -109,6 +109,7 @@ def test_checksum_without_padding_is_told_to_pad():
     report = lesson11.check_internet_checksum(checksum_no_padding)
     assert "odd lengths: 1, 3 and 17 bytes (pad with a zero byte)" in failed(report)
     assert "pad the\nmessage with one zero byte at the end" in hints(report)
+    assert "for 1 byte b'\\x01':\nit raised struct.error: " in hints(report)
     assert report.results[0][0]  # even lengths pass
 
 

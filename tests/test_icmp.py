@@ -13,6 +13,7 @@
 import json
 import os
 import pathlib
+import re
 import shutil
 import socket
 import struct
@@ -188,6 +189,13 @@ def test_the_lessons_ping_cell_restores_the_range_when_it_fails():
 # ---------------------------------------------------------------- no root
 
 
+def test_why_not_raw_states_the_risk_and_names_no_path():
+    message = icmp.why_not_raw()
+    assert "throwaway VM or container" in message
+    assert "every script it\nruns sniff and forge packets" in message
+    assert not re.search(r"(^|\s)/", message)  # no path of this machine in an output
+
+
 def test_lesson_cells_as_nobody_say_why_in_plain_words():
     """The cells that need CAP_NET_RAW, run after giving up root: words, no traceback."""
     if os.geteuid() != 0:
@@ -245,6 +253,7 @@ def test_lesson_cells_as_nobody_say_why_in_plain_words():
     for cell in ("echo-py-code", "filter-py"):
         assert "Raw sockets need the capability CAP_NET_RAW" in shown[cell]
         assert "you are not root (uid 65534)" in shown[cell]
+        assert "stored outputs" in shown[cell] and "setcap cap_net_raw+ep /" not in shown[cell]
         assert "Traceback" not in shown[cell]
     assert "the raw socket was refused" in shown["reply-apart-py"]
     assert "Not root: only root may change net.ipv4.ping_group_range" in shown["ping-change-py"]

@@ -5,9 +5,10 @@
 A learner who is not root (and whose Python lacks CAP_NET_RAW) cannot open an
 AF_PACKET socket, so lesson 11 shows them socklab.capture.load_recorded()
 instead.  That recording must be a real capture, never one written by hand: this
-script runs a socklab.TCPEchoServer and a client on 127.0.0.1 under
-socklab.capture.Capture -- connect, send "hello", read the echo, close -- checks
-that the capture holds the whole exchange, and writes it.  Run it as root (or
+script runs an echo server and a client on 127.0.0.1 under
+socklab.capture.Capture -- connect, send "hello", read the echo, close, as the
+lesson's talk_and_close() does -- checks that the capture holds the whole
+exchange and the four-segment close, and writes it.  Run it as root (or
 with CAP_NET_RAW) after changing how captures are stored.
 """
 
@@ -16,6 +17,8 @@ import json
 import pathlib
 import socket
 import sys
+import threading
+import time
 
 import socklab
 from socklab import capture
@@ -25,22 +28,43 @@ TIMEOUT = 5  # seconds, for every socket call
 MESSAGE = b"hello"
 
 
+TCP_FIN_WAIT2 = 5  # enum in <netinet/tcp.h>
+
+
 def handshake():
-    """Connect, send MESSAGE, read the echo, close: the exchange lesson 11 shows."""
-    with socklab.TCPEchoServer(name="record-capture") as srv:
+    """Connect, send MESSAGE, read the echo, close: the exchange lesson 11 shows.
+
+    The same as the lesson's talk_and_close(): the server closes only once the
+    client's FIN is acknowledged (the client's socket is in FIN-WAIT-2), so the
+    close is four segments -- FIN, ACK, FIN, ACK -- and never three.
+    """
+    may_close = threading.Event()
+    reply = bytearray()
+
+    def echo_then_wait(conn):
+        while data := conn.recv(1024):  # echo until the client's FIN
+            conn.sendall(data)
+        may_close.wait(TIMEOUT)  # ... then close only when told
+
+    with socklab.serve(echo_then_wait, name="record-capture") as srv:
         with capture.Capture(servers=[srv]) as cap:
             with socket.create_connection(srv.address, timeout=TIMEOUT) as sock:
                 sock.sendall(MESSAGE)
-                reply = b""
                 while len(reply) < len(MESSAGE):
                     part = sock.recv(1024)
                     if not part:
                         break
                     reply += part
-            # The server closes after our FIN: wait for that, so its FIN is captured.
+                sock.shutdown(socket.SHUT_WR)  # our FIN
+                deadline = time.monotonic() + TIMEOUT
+                while (sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+                       != TCP_FIN_WAIT2 and time.monotonic() < deadline):
+                    time.sleep(0.005)  # until our FIN is acknowledged
+                may_close.set()
+                sock.recv(1024)  # b'': the server's FIN
             srv.events.wait_for("close", timeout=TIMEOUT)
-    if reply != MESSAGE:
-        sys.exit(f"the echo server answered {reply!r}, not {MESSAGE!r}")
+    if bytes(reply) != MESSAGE:
+        sys.exit(f"the echo server answered {bytes(reply)!r}, not {MESSAGE!r}")
     return cap
 
 
@@ -54,8 +78,10 @@ def check(cap):
         problems.append(f"does not start with the three-way handshake: {flags[:3]}")
     if [segment.length for segment in cap.segments if segment.length] != [len(MESSAGE)] * 2:
         problems.append("the data segments are not one 'hello' each way")
-    if not {"client > server", "server > client"} <= {d for d, f in flags if "FIN" in f}:
-        problems.append("not both sides sent a FIN")
+    closing = [("client > server", "FIN,ACK"), ("server > client", "ACK"),
+               ("server > client", "FIN,ACK"), ("client > server", "ACK")]
+    if flags[-4:] != closing:
+        problems.append(f"does not end with the four-segment close: {flags[-4:]}")
     if cap.dropped:
         problems.append(f"{cap.dropped} frames were lost")
     if problems:
@@ -84,8 +110,9 @@ def main():
     check(cap)
     data = capture.recording(
         cap.segments,
-        "TCPEchoServer on 127.0.0.1 and a Python client: connect, send b'hello', "
-        "read the echo, close (made by tools/record_capture.py)",
+        "An echo server on 127.0.0.1 and a Python client: connect, send b'hello', "
+        "read the echo, shut down, the server closes once our FIN is acknowledged "
+        "(made by tools/record_capture.py)",
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(to_json(data), encoding="utf-8")

@@ -38,6 +38,13 @@ def _raw_allowed():
     return icmp.privileges().raw_icmp is None
 
 
+def _error_text(error):
+    """describe_error(), but struct's exception by its full name: "struct.error"."""
+    if isinstance(error, struct.error):
+        return f"it raised struct.error: {error}"
+    return describe_error(error)
+
+
 def _swap16(value):
     return ((value & 0xFF) << 8) | (value >> 8)
 
@@ -76,10 +83,10 @@ def _judge_checksum(outcome, data):
         return "it did not return in time: is there a loop that never ends?"
     if outcome.error is not None:
         if isinstance(outcome.error, struct.error) and len(data) % 2:
-            return (f"{describe_error(outcome.error)}\n"
+            return (f"{_error_text(outcome.error)}\n"
                     "An odd number of bytes does not make whole 16-bit words: pad the\n"
                     "message with one zero byte at the end (RFC 1071).")
-        return describe_error(outcome.error)
+        return _error_text(outcome.error)
     value = outcome.value
     if not isinstance(value, int) or isinstance(value, bool):
         return f"it returned {value!r}; return the checksum as an int, 0 to 0xFFFF."
@@ -132,7 +139,8 @@ def check_internet_checksum(internet_checksum):
             hint = _judge_checksum(outcome, data)
             if hint:
                 shown = data if len(data) <= 16 else data[:16] + b"..."
-                hint = f"for {len(data)} bytes {shown!r}:\n{hint}"
+                size = "1 byte" if len(data) == 1 else f"{len(data)} bytes"
+                hint = f"for {size} {shown!r}:\n{hint}"
                 break
         report.add(hint is None, description, hint or "")
     return report
@@ -177,7 +185,7 @@ def _judge_request(outcome, args):
     if not outcome.finished:
         return "it did not return in time."
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return _error_text(outcome.error)
     message = outcome.value
     if isinstance(message, (bytearray, memoryview)):
         message = bytes(message)
@@ -278,7 +286,7 @@ def _judge_parse(outcome, packet):
     if not outcome.finished:
         return "it did not return in time."
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return _error_text(outcome.error)
     value = outcome.value
     expected = icmp.parse_reply(packet)
     if not isinstance(value, (tuple, list)) or len(value) != 5:

@@ -6,6 +6,7 @@ check catching exactly that mistake.
 """
 
 import asyncio
+import logging
 import os
 import select
 import selectors
@@ -22,6 +23,11 @@ def hints(report):
     return "\n".join(hint for passed, _, hint in report.results if not passed)
 
 
+def hint_words(report):
+    """The hints with every line break as a space: wrapping is not the point."""
+    return " ".join(hints(report).split())
+
+
 def failed(report):
     return [description for passed, description, _ in report.results if not passed]
 
@@ -29,7 +35,7 @@ def failed(report):
 # ------------------------------------------------------------------ echo_server
 
 def make_server(*, unregister=True, catch_reset=True, limit=1 << 20, nonblocking=True,
-                write_always=False, honour_stop=True):
+                write_always=False, honour_stop=True, catch_blocking=True):
     """A selectors echo server; each keyword argument can switch on one classic bug."""
 
     def echo_server(listener, stop):
@@ -79,7 +85,8 @@ def make_server(*, unregister=True, catch_reset=True, limit=1 << 20, nonblocking
                         if pending[sock]:
                             del pending[sock][:sock.send(pending[sock])]
                     except BlockingIOError:
-                        pass
+                        if not catch_blocking:
+                            raise
                     except ConnectionError:
                         if not catch_reset:
                             raise
@@ -94,7 +101,7 @@ def make_server(*, unregister=True, catch_reset=True, limit=1 << 20, nonblocking
     return echo_server
 
 
-def asyncio_server(drain=True):
+def asyncio_server(drain=True, catch_reset=True):
     def echo_server(listener, stop):
         async def handle(reader, writer):
             try:
@@ -103,7 +110,8 @@ def asyncio_server(drain=True):
                     if drain:
                         await writer.drain()
             except ConnectionError:
-                pass
+                if not catch_reset:
+                    raise
             finally:
                 writer.close()
 
@@ -130,14 +138,15 @@ def asyncio_server(drain=True):
     return echo_server
 
 
-def thread_per_client(listener, stop):
+def thread_per_client(listener, stop, catch_reset=True):
     def serve(conn):
         with conn:
             try:
                 while data := conn.recv(65536):
                     conn.sendall(data)
             except OSError:
-                pass
+                if not catch_reset:
+                    raise
 
     while True:
         ready, _, _ = select.select([listener, stop], [], [])
@@ -156,7 +165,7 @@ def echo_server_stub(listener, stop):
 def test_right_echo_servers_pass(server):
     report = lesson10.check_echo_server(server)
     assert report.ok, report
-    assert len(report.results) == 9
+    assert len(report.results) == 10
 
 
 def test_stub_is_not_written_yet():
@@ -210,6 +219,49 @@ def test_ignoring_stop_is_named():
     report = lesson10.check_echo_server(make_server(honour_stop=False))
     assert failed(report) == ["a byte on `stop`: echo_server() returns"], report
     assert "Register `stop`" in hints(report)
+    assert "restart the kernel (Kernel > Restart Kernel)" in hint_words(report)
+
+
+def test_plain_send_without_blocking_io_error_is_not_blamed_on_blocking(capsys):
+    report = lesson10.check_echo_server(make_server(catch_blocking=False))
+    assert failed(report) == ["a client sends and never reads: another client is still served",
+                              "the server kept running through all of this"], report
+    assert "the server is no longer running" in hints(report)
+    assert "a call in the loop is blocking" not in hints(report)
+    assert "send() too, when the client's send buffer is full" in hint_words(report)
+    assert "still to come: idle clients, `stop`." in hint_words(report)
+
+
+def test_a_blocking_server_that_dies_on_a_reset_hears_what_is_left():
+    report = lesson10.check_echo_server(make_server(nonblocking=False, catch_reset=False))
+    assert failed(report) == ["the server kept running through all of this"], report
+    assert "Catch\nConnectionError" in hints(report)
+    assert "a client that never reads (a blocking call shows there)" in hint_words(report)
+
+
+def test_errors_in_client_threads_are_summed_up_not_printed(capsys):
+    hook = threading.excepthook
+    report = lesson10.check_echo_server(
+        lambda listener, stop: thread_per_client(listener, stop, catch_reset=False))
+    assert threading.excepthook is hook
+    assert "no exception escapes from a client's thread or task" in failed(report), report
+    assert "your threads raised ConnectionResetError" in hints(report)
+    assert "Catch ConnectionError" in hints(report)
+    assert "Exception in thread" not in capsys.readouterr().err
+
+
+def test_errors_in_asyncio_handlers_are_summed_up_not_logged(capsys, caplog):
+    report = lesson10.check_echo_server(asyncio_server(catch_reset=False))
+    assert failed(report) == ["no exception escapes from a client's thread or task"], report
+    assert "your asyncio tasks raised ConnectionResetError" in hints(report)
+    assert not [record for record in caplog.records if record.name == "asyncio"]
+    assert "client_connected_cb" not in capsys.readouterr().err
+    assert not logging.getLogger("asyncio").filters
+
+
+def test_a_server_that_runs_through_cleanly_escapes_nothing():
+    report = lesson10.check_echo_server(make_server())
+    assert report.results[-1] == (True, "no exception escapes from a client's thread or task", "")
 
 
 def test_echo_server_check_leaves_nothing_running():
@@ -297,3 +349,16 @@ def test_connect_that_keeps_a_timeout_is_told_to_hand_back_blocking():
     report = lesson10.check_connect_with_timeout(connect_with_settimeout)
     assert failed(report)[0].startswith("a listening server"), report
     assert "setblocking(True)" in hints(report)
+    assert "The exercise asks for setblocking(False), connect_ex()" in hint_words(report)
+
+
+def connect_left_non_blocking(address, timeout):
+    sock = connect_right(address, timeout)
+    sock.setblocking(False)
+    return sock
+
+
+def test_connect_that_hands_back_non_blocking_is_told_to_hand_back_blocking():
+    report = lesson10.check_connect_with_timeout(connect_left_non_blocking)
+    assert failed(report) == ["a listening server: a connected, blocking socket comes back"]
+    assert "comes back non-blocking" in hints(report)

@@ -16,7 +16,11 @@
     the flooding client's);
   - 20 idle clients: the server's thread may use at most IDLE_CPU_ALLOWED seconds of
     CPU in IDLE_WINDOW seconds -- no busy loop;
-  - then one byte on the other end of ``stop``: the function must return.
+  - then one byte on the other end of ``stop``: the function must return;
+  - and no exception may escape from a thread or an asyncio task of the learner's
+    (a client handler that lets ConnectionResetError out).  Python would print each
+    as a traceback above the report; the check counts them instead (EscapedErrors)
+    and says what they were.
 
 * check_connect_with_timeout: the learner's ``connect_with_timeout(address,
   timeout)`` connects without blocking, waits in select/poll/selectors, and reads
@@ -25,9 +29,12 @@
   full, so that its kernel ignores the SYN (TimeoutError after about ``timeout``).
 """
 
+import collections
 import errno
+import logging
 import socket
 import threading
+import textwrap
 import time
 
 from . import adversary
@@ -69,12 +76,21 @@ def _died_hint(outcome):
                 "goes, unregister it from the selector, then close it, then forget it.")
     if isinstance(exc, ConnectionError):
         return (f"{text}.\nOne client resetting the connection ended the whole server.  Catch\n"
-                "ConnectionError (reset, broken pipe) around recv()/send() and drop just that client.")
+                "ConnectionError (reset, broken pipe) around recv()/send() and drop just\n"
+                "that client.")
     if isinstance(exc, BlockingIOError):
         return (f"{text}.\nOn a non-blocking socket a call that cannot go on at once raises\n"
-                "BlockingIOError.  sendall() does when the buffer is full: use send(), keep\n"
-                "what it did not take, and send it when the selector says EVENT_WRITE.")
+                "BlockingIOError -- send() too, when the client's send buffer is full (a\n"
+                "client that does not read), and sendall().  Catch it: keep what send() did\n"
+                "not take, and send it when the selector says EVENT_WRITE.")
     return text
+
+
+def _gone_hint(server, hint):
+    """A step's own hint -- unless the server has died, which says more (below)."""
+    if server.running:
+        return hint
+    return "no answer: the server is no longer running (why: see below)."
 
 
 class _Harness:
@@ -124,6 +140,11 @@ class _Harness:
         self.thread.join(STOP_WAIT)
         return self.outcome.finished
 
+    def wait_for_other_threads(self, seconds):
+        deadline = time.monotonic() + seconds
+        for thread in self.other_threads():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def close(self):
         adversary.close_all(self.clients)
         if self.running:
@@ -134,6 +155,67 @@ class _Harness:
         self.thread.join(0.5)
 
 
+class EscapedErrors:
+    """Exceptions that escape the learner's own threads and asyncio callbacks.
+
+    Python prints each as a traceback ("Exception in thread ...", "Unhandled
+    exception in client_connected_cb") the moment it happens: a wrong answer would
+    flood the cell before the report.  Inside ``with EscapedErrors() as escaped``
+    they are counted instead -- threading.excepthook for threads, a filter on the
+    "asyncio" logger (where the loop's default exception handler writes) for
+    tasks -- and everything is put back afterwards.  Only threads started inside
+    the block count; the rest of the program's errors are printed as usual.
+    """
+
+    def __init__(self):
+        self.threads = collections.Counter()  # exception class -> times, in threads
+        self.tasks = collections.Counter()  # ... in asyncio tasks (or a message)
+
+    def __enter__(self):
+        self._threads_before = {thread.ident for thread in threading.enumerate()}
+        self._excepthook = threading.excepthook
+        threading.excepthook = self._thread_error
+        logging.getLogger("asyncio").addFilter(self._asyncio_record)
+        return self
+
+    def __exit__(self, *exc_info):
+        threading.excepthook = self._excepthook
+        logging.getLogger("asyncio").removeFilter(self._asyncio_record)
+
+    def _ours(self, ident):
+        return ident not in self._threads_before
+
+    def _thread_error(self, args):
+        if args.thread is not None and self._ours(args.thread.ident):
+            self.threads[args.exc_type] += 1
+        else:
+            self._excepthook(args)
+
+    def _asyncio_record(self, record):
+        """A logging filter: False keeps the record from being printed."""
+        if not self._ours(record.thread) or record.levelno < logging.ERROR:
+            return True
+        if record.exc_info and record.exc_info[0] is not None:
+            self.tasks[record.exc_info[0]] += 1
+        else:
+            self.tasks[record.getMessage().splitlines()[0]] += 1
+        return False
+
+    def summary(self):
+        """"your threads raised ConnectionResetError 10 times", or ''."""
+        parts = []
+        for where, counts in (("threads", self.threads), ("asyncio tasks", self.tasks)):
+            if counts:
+                names = ", ".join(f"{getattr(kind, '__name__', kind)} {times} "
+                                  f"time{'s' if times > 1 else ''}"
+                                  for kind, times in counts.most_common())
+                parts.append(f"your {where} raised {names}")
+        return "; ".join(parts)
+
+    def kinds(self):
+        return set(self.threads) | set(self.tasks)
+
+
 def check_echo_server(echo_server):
     """Check ``echo_server(listener, stop)``: an event-loop echo server in one thread.
 
@@ -142,49 +224,97 @@ def check_echo_server(echo_server):
     docstring for the clients it must survive.
     """
     report = Report("Checking echo_server(listener, stop):")
-    server = _Harness(echo_server)
-    try:
-        _check_echo_cases(report, server)
-    finally:
-        server.close()
+    with EscapedErrors() as escaped:
+        server = _Harness(echo_server)
+        try:
+            ran_through = _check_echo_cases(report, server)
+        finally:
+            server.close()
+            server.wait_for_other_threads(0.5)  # their last errors are counted too
+    if server.thread.is_alive():
+        _add_to_last_hint(report, "\nIt is still running, holding its sockets, and "
+                          "socklab.stop_all() does not\nknow it: once it is fixed, "
+                          "restart the kernel (Kernel > Restart Kernel).")
+    if ran_through or escaped.summary():
+        _escaped_errors(report, escaped)
     return report
 
 
+def _add_to_last_hint(report, text):
+    passed, description, hint = report.results[-1]
+    if not passed:
+        report.results[-1] = (passed, description, hint + text)
+
+
+def _escaped_errors(report, escaped):
+    summary = escaped.summary()
+    if not summary:
+        report.add(True, "no exception escapes from a client's thread or task")
+        return
+    advice = [textwrap.fill(f"{summary} (the check kept their tracebacks out of "
+                            "this cell).", 76)]
+    kinds = escaped.kinds()
+    if any(isinstance(kind, type) and issubclass(kind, ConnectionError) for kind in kinds):
+        advice.append("Catch ConnectionError (reset, broken pipe) around recv()/send() --\n"
+                      "in asyncio, around read()/drain() -- and end just that client.")
+    if any(getattr(kind, "__name__", "") == "CancelledError" for kind in kinds):
+        advice.append("CancelledError: handlers still running when asyncio.run() ended\n"
+                      "were cancelled.  Before returning, close every client's writer and\n"
+                      "wait for its handler (see the asyncio solution).")
+    report.add(False, "no exception escapes from a client's thread or task", "\n".join(advice))
+
+
+STEPS_IN_WORDS = [  # what each step tries, for "still to come"
+    "one client",
+    "100 clients at once",
+    "clients sending a byte at a time",
+    "clients that reset",
+    "a client that never reads (a blocking call shows there)",
+    "idle clients",
+    "`stop`",
+]
+
+
 def _check_echo_cases(report, server):
+    """Run the steps; True if the server lived through all of them."""
     if server.outcome.finished:
         if not_written(server.outcome):
             report.add(False, "one client: its message comes back",
                        "is it written yet?  Replace the `...` with your code.")
         else:
             report.add(False, "echo_server() keeps running until `stop`", _died_hint(server.outcome))
-        return
+        return False
     steps = [_one_client, _many_clients, _slow_clients, _resetting_clients,
              _flooding_client, _idle_clients, _stop]
-    for step in steps:
+    for number, step in enumerate(steps):
         step(report, server)
         if step is not _stop and not server.running:
-            report.add(False, "the server kept running through all of this", _died_hint(server.outcome))
-            return
+            to_come = ", ".join(STEPS_IN_WORDS[number + 1:])
+            report.add(False, "the server kept running through all of this",
+                       _died_hint(server.outcome) + "\n" + textwrap.fill(
+                           f"The check stops here; still to come: {to_come}.", 76))
+            return False
+    return True
 
 
 def _one_client(report, server):
     (sock,) = server.connect(1)
     failed = adversary.echo_round([sock], timeout=ECHO_WAIT)
     report.add(not failed, "one client: its message comes back",
-               "" if not failed else
+               "" if not failed else _gone_hint(server,
                f"the client sent one line and got no echo within {ECHO_WAIT:g} s.\n"
                "Register the listener for EVENT_READ, accept() when it is ready, register\n"
-               "the new connection, and send back what recv() returns.")
+               "the new connection, and send back what recv() returns."))
 
 
 def _many_clients(report, server):
     socks = server.connect(MANY)
     failed = adversary.echo_round(socks, timeout=ECHO_WAIT)
     report.add(not failed, f"{MANY} clients at once: each gets its own message back",
-               "" if not failed else
+               "" if not failed else _gone_hint(server,
                f"{len(failed)} of {MANY} clients did not get their message back within "
                f"{ECHO_WAIT:g} s.\nDoes a recv() or an accept() wait for one client while "
-               "others are ready?\nCall each only when the selector says that socket is ready.")
+               "others are ready?\nCall each only when the selector says that socket is ready."))
     threads = server.other_threads()
     report.add(len(threads) < 10, f"... served from one thread (no thread per client)",
                "" if len(threads) < 10 else
@@ -196,10 +326,10 @@ def _slow_clients(report, server):
     socks = server.connect(SLOW)
     stuck = adversary.trickle(socks, timeout=1.0)
     report.add(stuck is None, f"{SLOW} clients sending one byte at a time, taking turns",
-               "" if stuck is None else
+               "" if stuck is None else _gone_hint(server,
                f"client {stuck[0] + 1} sent byte {stuck[1] + 1} and got no echo within 1 s.\n"
                "Echo whatever one recv() returns, even a single byte: there are no\n"
-               "messages in a stream, and the next byte may come much later.")
+               "messages in a stream, and the next byte may come much later."))
 
 
 def _resetting_clients(report, server):
@@ -229,11 +359,13 @@ def _flooding_client(report, server):
         (other,) = server.connect(1)
         failed = adversary.echo_round([other], timeout=1.0)
         report.add(not failed, "a client sends and never reads: another client is still served",
-                   "" if not failed else
+                   "" if not failed else _gone_hint(server,
                    "while one client sent without reading, another client got no echo\n"
                    "within 1 s: a call in the loop is blocking.  Make every accepted socket\n"
                    "non-blocking (conn.setblocking(False)), and never use sendall() in the\n"
-                   "loop: send() what the kernel takes now and keep the rest for EVENT_WRITE.")
+                   "loop: send() what the kernel takes now and keep the rest for EVENT_WRITE."))
+        if not server.running:
+            return
         sender.join(FLOOD_SECONDS + 1.0)
         mib = flood.sent / (1024 * 1024)
         report.add(flood.sent <= FLOOD_ALLOWED,
@@ -332,9 +464,15 @@ def _connect_listening(connect_with_timeout):
                         "socket only STARTS the handshake (EINPROGRESS): wait until it is writable.")
             if peer != listener.getsockname():
                 return f"it is connected to {peer}, not to the address it was given."
-            if not sock.getblocking() or sock.gettimeout() is not None:
-                return (f"the socket comes back with gettimeout() = {sock.gettimeout()!r}.  "
-                        "Hand it back in\nblocking mode, as create_connection() would: "
+            if sock.gettimeout():  # a timeout: settimeout() or create_connection(timeout=)
+                return (f"the socket comes back with gettimeout() = {sock.gettimeout()!r}: was it"
+                        " made with\nsettimeout() or create_connection(timeout=...)?  The "
+                        "exercise asks for\nsetblocking(False), connect_ex(), a wait in "
+                        "select/poll/selectors, and SO_ERROR;\nthen hand the socket back in "
+                        "blocking mode: sock.setblocking(True).")
+            if not sock.getblocking():
+                return ("the socket comes back non-blocking (gettimeout() = 0.0).  Hand it back"
+                        " in\nblocking mode, as create_connection() would: "
                         "sock.setblocking(True).")
             accepted, _ = listener.accept()
             with accepted:

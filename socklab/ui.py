@@ -16,6 +16,7 @@ import socket
 import struct
 import termios
 import time
+import unicodedata
 
 import ipywidgets as widgets
 
@@ -231,27 +232,38 @@ def chunks_received(data, bufsize, sends=1):
     return chunks
 
 
+def _width(text):
+    """Columns ``text`` takes in a monospaced font: most Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _table(rows):
+    """Rows of cells as lines of text, each column as wide as its widest cell."""
+    widths = [max(_width(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell + " " * (width - _width(cell))
+                      for cell, width in zip(row, widths)).rstrip()
+            for row in rows]
+
+
 def describe_chunks(chunks):
-    """One line per chunk: its bytes, a naive decode, and an incremental decode.
+    """A table, one line per chunk: its bytes, a naive decode, an incremental decode.
 
     Decoding each chunk on its own fails when a multi-byte UTF-8 character is
     split between two chunks; an incremental decoder keeps the incomplete bytes
     and finishes the character with the next chunk.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = []
+    rows = [("recv", "bytes", "piece.decode()", "incremental decoder")]
     for number, chunk in enumerate(chunks, 1):
         try:
             naive = repr(chunk.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            naive = f"UnicodeDecodeError ({exc.reason})"
+            naive = f"UnicodeDecodeError: {exc.reason}"
         text = decoder.decode(chunk)
         pending = len(decoder.getstate()[0])
-        incremental = repr(text) + (f" + {pending} byte(s) kept" if pending else "")
-        lines.append(f"recv #{number}: {chunk!r}\n"
-                     f"    chunk.decode():        {naive}\n"
-                     f"    incremental decoder:   {incremental}")
-    return "\n".join(lines)
+        kept = f" + {pending} byte{'' if pending == 1 else 's'} kept" if pending else ""
+        rows.append((f"#{number}", repr(chunk), naive, repr(text) + kept))
+    return "\n".join(_table(rows))
 
 
 class RecvExplorer:
@@ -262,7 +274,9 @@ class RecvExplorer:
         self.sends = widgets.IntSlider(value=sends, min=1, max=8, description="send() calls:",
                                        style={"description_width": "initial"})
         self.bufsize = widgets.IntSlider(value=bufsize, min=1, max=32, description="recv size:")
-        self.result = widgets.Output(layout={"border": "1px solid #ccc"})
+        # One line per recv(); a long table scrolls inside the box instead of growing.
+        self.result = widgets.Output(layout={"border": "1px solid #ccc",
+                                             "max_height": "24em", "overflow": "auto"})
         for control in (self.message, self.sends, self.bufsize):
             control.observe(lambda _: self.update(), names="value")
         self.widget = widgets.VBox([self.message, self.sends, self.bufsize, self.result])
@@ -278,7 +292,8 @@ class RecvExplorer:
         else:
             how = f"{len(sent)} send() calls ({' + '.join(str(len(p)) for p in sent)})"
         lines = [f"{len(data)} bytes sent with {how}; "
-                 f"read with recv({self.bufsize.value}): {len(chunks)} pieces"]
+                 f"read with recv({self.bufsize.value}): {len(chunks)} "
+                 + ("piece" if len(chunks) == 1 else "pieces")]
         if len(sent) > 1:
             lines += [f"send #{number}: {piece!r}" for number, piece in enumerate(sent, 1)]
         return "\n".join(lines) + "\n" + describe_chunks(chunks), chunks

@@ -345,6 +345,40 @@ def test_decoding_each_piece_is_caught():
     assert "replacement character" in hint_of(read_lines_replace)
 
 
+def read_lines_returns_a_list(sock):
+    """Reads everything, then returns a list: no line before the end."""
+    pending = b""
+    lines = []
+    while data := sock.recv(4096):
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            lines.append(line.decode("utf-8"))
+    return lines  # (and it forgets the last line, without a newline)
+
+
+def test_a_list_instead_of_a_generator_is_named_first():
+    report = lesson09.check_read_lines(read_lines_returns_a_list)
+    assert len(report.results) == 1  # it says it all: the check stops
+    hint = report.results[0][2]
+    assert hint.startswith("it returned a list, not a generator.")
+    assert "yield" in hint and "last line" not in hint
+    report = lesson09.check_read_lines(lambda sock: "".join(read_lines_right(sock)))
+    assert "it returned a str, not a generator." in repr(report)
+
+
+def test_every_line_of_a_report_fits_the_same_width():
+    """A hint's lines are wrapped alike, even an exception's long message."""
+    width = 8 + lesson09.HINT_WIDTH  # 8: the indent of a hint under FAIL
+    for report in (lesson09.check_read_lines(read_lines_per_chunk),
+                   lesson09.check_read_lines(read_lines_returns_a_list),
+                   lesson09.check_read_message(read_message_little_endian),
+                   lesson09.check_read_message(read_message_returns_part)):
+        text = repr(report)
+        assert "FAIL" in text
+        assert max(len(line) for line in text.splitlines()) <= width, text
+
+
 def test_the_other_line_bugs_are_named():
     assert "one recv() is not one line" in hint_of(read_lines_one_recv_one_line)
     assert "the last line was missing" in hint_of(read_lines_drops_the_last)
@@ -363,9 +397,9 @@ def test_recv_explorer_sends_in_several_calls_and_recv_ignores_them():
     explorer = ui.RecvExplorer("onetwothree", bufsize=32, sends=3)
     text = repr(explorer)
     assert text.startswith("11 bytes sent with 3 send() calls (4 + 4 + 3); "
-                           "read with recv(32): 1 pieces")
+                           "read with recv(32): 1 piece\n")
     assert "send #1: b'onet'" in text
-    assert "recv #1: b'onetwothree'" in text
+    assert "#1    b'onetwothree'  'onetwothree'" in text
     explorer.bufsize.value = 2
     assert "read with recv(2): 6 pieces" in repr(explorer)
 

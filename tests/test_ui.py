@@ -55,14 +55,25 @@ def test_socket_chunks_follow_the_recv_size():
     assert ui.chunks_received(data, 64) == [data]
 
 
-def test_describe_chunks_shows_a_split_character():
+def test_describe_chunks_shows_a_split_character_one_line_per_recv():
     text = ui.describe_chunks(ui.chunks_received("你好".encode(), 4))
-    lines = text.splitlines()
-    assert lines[0] == r"recv #1: b'\xe4\xbd\xa0\xe5'"
-    assert "UnicodeDecodeError (unexpected end of data)" in lines[1]
-    assert lines[2].endswith("'你' + 1 byte(s) kept")
-    assert "UnicodeDecodeError (invalid start byte)" in lines[4]
-    assert lines[5].endswith("'好'")
+    header, first, second = text.splitlines()  # a header, then one line per recv()
+    assert header.split("  ")[0] == "recv" and "piece.decode()" in header
+    assert first.startswith(r"#1    b'\xe4\xbd\xa0\xe5'")
+    assert "UnicodeDecodeError: unexpected end of data" in first
+    assert first.endswith("'你' + 1 byte kept")
+    assert "UnicodeDecodeError: invalid start byte" in second
+    assert second.endswith("'好'")
+    # the columns line up: each starts at the same place on every line
+    assert header.index("piece.decode()") == first.index("UnicodeDecodeError")
+
+
+def test_describe_chunks_columns_line_up_with_chinese_text():
+    lines = ui.describe_chunks([b"ab", "你好".encode(), b"c"]).splitlines()
+    # '你好' takes 4 columns on screen: the last column starts at the same place
+    assert lines[2].endswith("'你好'") and lines[1].endswith("'ab'")
+    assert ui._width(lines[1][:-len("'ab'")]) == ui._width(lines[2][:-len("'你好'")])
+    assert ui._width(lines[3][:-len("'c'")]) == ui._width(lines[1][:-len("'ab'")])
 
 
 def test_recv_explorer_updates_when_the_slider_moves():
@@ -70,8 +81,16 @@ def test_recv_explorer_updates_when_the_slider_moves():
     assert "read with recv(4): 2 pieces" in shown(explorer.result)
     explorer.bufsize.value = 1
     assert "read with recv(1): 6 pieces" in shown(explorer.result)
+    assert len(shown(explorer.result).splitlines()) == 1 + 1 + 6  # one line per recv()
     explorer.message.value = "abc"
     assert "3 bytes sent" in shown(explorer.result)
+    explorer.bufsize.value = 32
+    assert "read with recv(32): 1 piece\n" in shown(explorer.result)
+
+
+def test_recv_explorer_box_scrolls_instead_of_growing():
+    layout = ui.RecvExplorer("abc").result.layout
+    assert layout.max_height and layout.overflow == "auto"
 
 
 def test_udp_experiment_is_the_same_for_the_same_seed():

@@ -31,6 +31,7 @@ import fcntl
 import socket
 import struct
 import termios
+import textwrap
 import threading
 import time
 import types
@@ -49,6 +50,8 @@ PIECE_WAIT = 3.0  # the sender waits this long for the reader to take a piece
 POLL = 0.0001  # ... looking every 0.1 ms
 HUGE = 1 << 24  # no message here is that long: asking for it is a wrong length
 
+HINT_WIDTH = 82  # a hint's lines are wrapped here (an error's own message can be long)
+
 NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 TEXT = "naïve café\n你好, 世界\n\nemoji 😀 end\nno newline at the end: ü"
 
@@ -56,6 +59,13 @@ TEXT = "naïve café\n你好, 世界\n\nemoji 😀 end\nno newline at the end: �
 def frame(message):
     """A length-prefixed frame: 4 bytes of length in network byte order, then message."""
     return HEADER.pack(len(message)) + message
+
+
+def _wrapped(hint):
+    """``hint`` with every line longer than HINT_WIDTH wrapped (its own breaks kept)."""
+    return "\n".join(wrapped for line in hint.splitlines()
+                     for wrapped in textwrap.wrap(line, HINT_WIDTH, break_long_words=False,
+                                                  break_on_hyphens=False) or [""])
 
 
 def _bytes(count):
@@ -196,8 +206,9 @@ def _asked_too_much(wsock):
 
 BYTE_ORDER_HINT = (
     "It asked recv() for {asked:,} bytes: that is a length read in the wrong byte\n"
-    "order.  The header is in network byte order (big-endian): struct.unpack('!I', ...).\n"
-    "'<I', or 'I' on this little-endian machine, reads b'\\x00\\x00\\x00\\x05' as 83886080."
+    "order.  The header is in network byte order (big-endian):\n"
+    "struct.unpack('!I', ...).  '<I', or 'I' on this little-endian machine, reads\n"
+    "b'\\x00\\x00\\x00\\x05' as 83886080."
 )
 
 
@@ -429,7 +440,7 @@ def _case_cut(read_message, pieces, where):
     if run.error is not None:
         if isinstance(run.error, struct.error):
             return (f"it raised struct.error: {run.error}\nThe peer closed {where}: "
-                    "check what recv() returns, and raise EOFError\nwhen it is b'' "
+                    "check what recv() returns,\nand raise EOFError when it is b'' "
                     "before the frame is complete.")
         return None  # any exception will do; EOFError is the usual one
     if run.value is None:
@@ -465,7 +476,7 @@ def check_read_message(read_message):
     ]
     for description, case in cases:
         hint = case(read_message)
-        report.add(hint is None, description, hint or "")
+        report.add(hint is None, description, _wrapped(hint or ""))
         if _says_it_all(hint):
             break
     return report
@@ -530,10 +541,13 @@ def _read_lines_once(read_lines, pieces, expected):
     """
     sender, wsock = _with_reader(pieces, close_at_end=False)
     lines, outcome = [], {"value": None, "error": None}
+    returned = []  # the type of what read_lines() returned, if not an iterator
 
     def consume():
         try:
             result = read_lines(wsock)
+            if result is not None and not _is_iterator(result):
+                returned.append(type(result).__name__)  # a list, a str, ...
             if result is not None:
                 for line in result:
                     lines.append(line)
@@ -556,7 +570,23 @@ def _read_lines_once(read_lines, pieces, expected):
     finally:
         _finish(sender, wsock)
     run = _Run(types.SimpleNamespace(**outcome), timed_out)
+    run.not_a_generator = returned[0] if returned else None
     return run, wsock, lines, in_time
+
+
+def _is_iterator(value):
+    """True for a generator (or any iterator); False for a list, a str, ..."""
+    try:
+        return iter(value) is value
+    except TypeError:
+        return False  # not even iterable
+
+
+NOT_A_GENERATOR = (
+    "it returned {what}, not a generator.  A function that returns gives all its\n"
+    "lines at once, when it ends; a generator hands out each line as soon as it is\n"
+    "complete.  Write `yield line` where a line is complete: a function with `yield`\n"
+    "in it is a generator.")
 
 
 def _close_after_lines(sender, lines, expected, reader_thread):
@@ -602,8 +632,13 @@ def check_read_lines(read_lines):
     if _stub_result(run, lines):
         report.add(False, first, NOT_WRITTEN)
         return report
+    if run.not_a_generator is not None:  # a list of lines: say that first, and stop
+        what = run.not_a_generator
+        article = "an" if what[0] in "aeiou" else "a"
+        report.add(False, first, NOT_A_GENERATOR.format(what=f"{article} {what}"))
+        return report
     hint = _judge_lines(run, wsock, lines, expected, in_time)
-    report.add(hint is None, first, hint or "")
+    report.add(hint is None, first, _wrapped(hint or ""))
     if _says_it_all(hint):
         return report
     splits = every_split(data)
@@ -619,5 +654,5 @@ def check_read_lines(read_lines):
     report.add(failed is None,
                f"the same text cut {len(splits)} ways: pieces of every size from 1 to "
                f"{sizes},\n        and {cuts} cuts inside multi-byte characters",
-               failed or "")
+               _wrapped(failed or ""))
     return report

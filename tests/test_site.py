@@ -124,7 +124,11 @@ def test_every_link_and_image_resolves_and_nothing_loads_from_outside(site):
     # Some links are really checked: the figures of the lessons, the navigation.
     images = [u for p in pages.values() for t, a, u in p.urls if t == "img"]
     assert any("images/" in u and u.endswith(".svg") for u in images)
-    assert len(pages) == 3 + len(EN) + len(ZH)
+    lesson_pages = [p for p in pages if p.parent.name in ("en", "zh")]
+    assert len(lesson_pages) == 2 + len(EN) + len(ZH)  # + the two indexes
+    # the repository files lessons link to (benchmarks/README.md) are pages too
+    assert all((site / "files") in p.parents for p in pages
+               if p not in lesson_pages and p != site / "index.html")
 
 
 def test_no_path_of_this_machine_in_the_site(site):
@@ -253,6 +257,27 @@ def test_a_link_out_of_the_site_stops_the_build(tmp_path):
     nbformat.write(nb, repo / "notebooks" / "en" / "99-test.ipynb")
     with pytest.raises(SystemExit, match="leads out of the site"):
         site_tool.build(repo, tmp_path / "_site")
+
+
+def test_a_linked_repository_markdown_file_becomes_a_page(tmp_path):
+    # Lesson 12 links benchmarks/README.md: the site carries it as a page of its
+    # own, with GitHub's heading anchors (which the file's own links use).
+    repo = tmp_path / "repo"
+    (repo / "notebooks" / "en").mkdir(parents=True)
+    (repo / "benchmarks").mkdir()
+    (repo / "benchmarks" / "README.md").write_text(
+        "# Bench\n\nSee [below](#bulk_benchpy-c-vs-python).\n\n"
+        "## bulk_bench.py: C vs Python\n\nFigures.\n", encoding="utf-8")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(
+        "# 99 · Test\n\nSee [the figures](../../benchmarks/README.md#bulk_benchpy-c-vs-python).")]
+    nbformat.write(nb, repo / "notebooks" / "en" / "99-test.ipynb")
+    out = site_tool.build(repo, tmp_path / "_site")
+    lesson = (out / "en" / "99-test.html").read_text(encoding="utf-8")
+    assert 'href="../files/benchmarks/README.html#bulk_benchpy-c-vs-python"' in lesson
+    doc = (out / "files" / "benchmarks" / "README.html").read_text(encoding="utf-8")
+    assert 'id="bulk_benchpy-c-vs-python"' in doc
+    assert 'href="../../style.css"' in doc and 'href="../../index.html"' in doc
 
 
 def test_a_lesson_page_in_headless_chromium(site, tmp_path):

@@ -92,9 +92,23 @@ class LessonRenderer(mistune.HTMLRenderer):
         return f'<h{level} id="{html.escape(heading_id(text))}">{text}</h{level}>\n'
 
 
-def markdown_to_html(source, fix_url):
+class DocRenderer(LessonRenderer):
+    """A Markdown file of the repository (benchmarks/README.md ...), linked from a
+    lesson: its own links use GitHub's heading anchors, so its headings get those."""
+
+    def heading(self, text, level, **attrs):
+        return f'<h{level} id="{html.escape(github_slug(text))}">{text}</h{level}>\n'
+
+
+def github_slug(text):
+    """GitHub's anchor for a heading: lower case, punctuation dropped, dashes."""
+    text = re.sub(r"<[^>]+>", "", html.unescape(text)).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def markdown_to_html(source, fix_url, renderer=LessonRenderer):
     render = mistune.create_markdown(
-        renderer=LessonRenderer(fix_url), plugins=["table", "strikethrough"]
+        renderer=renderer(fix_url), plugins=["table", "strikethrough"]
     )
     return render(source)
 
@@ -278,8 +292,12 @@ def inline_markdown(text):
     return re.sub(r"^<p>(.*)</p>$", r"\1", rendered, flags=re.S)
 
 
-def url_fixer(lesson, repo):
-    """A function that maps a link in a lesson's Markdown to a link on the site."""
+def url_fixer(lesson, repo, docs=None):
+    """A function that maps a link in a lesson's Markdown to a link on the site.
+
+    A link to a Markdown file of the repository (``../../benchmarks/README.md``)
+    becomes a page of the site, files/<its path>.html; ``docs`` collects them.
+    """
 
     def fix(url):
         parts = urllib.parse.urlsplit(url)
@@ -291,6 +309,11 @@ def url_fixer(lesson, repo):
             return f"../images/{target.name}{anchor}"
         if target.suffix == ".ipynb" and target.parent.name in EDITIONS:
             return f"../{target.parent.name}/{target.stem}.html{anchor}"
+        if (docs is not None and target.suffix == ".md" and target.is_file()
+                and target.is_relative_to(repo.resolve())):
+            relative = target.relative_to(repo.resolve()).with_suffix(".html")
+            docs.add(target)
+            return f"../files/{relative.as_posix()}{anchor}"
         raise SystemExit(
             f"{lesson.path.name}: the link {url!r} leads out of the site; "
             "link a figure in images/ or another lesson"
@@ -328,9 +351,9 @@ def page_html(template, words, title, body, stylesheet):
     )
 
 
-def lesson_html(lesson, position, lessons, twin, repo, out, template):
+def lesson_html(lesson, position, lessons, twin, repo, out, template, docs=None):
     words = WORDS[lesson.edition]
-    fix_url = url_fixer(lesson, repo)
+    fix_url = url_fixer(lesson, repo, docs)
     folder = out / lesson.edition / (lesson.path.stem + "-outputs")
     outputs = Outputs(folder)
     parts = []
@@ -372,6 +395,25 @@ def index_html(edition, lessons, english, template):
     return page_html(template, words, f"socklab · {words['lessons']}", body, "../style.css")
 
 
+def doc_html(path, repo, template):
+    """A repository Markdown file as a page: files/<path>.html, self-contained."""
+    relative = path.relative_to(repo.resolve())
+
+    def fix(url):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme or parts.netloc or url.startswith("#"):
+            return url
+        raise SystemExit(f"{relative}: the link {url!r} leads out of the site")
+
+    up = "../" * len(relative.parts)
+    body = (f'<header><nav class="lesson-nav"><a rel="up" href="{up}index.html">socklab</a>'
+            f'</nav></header>\n<main class="doc">'
+            f'{markdown_to_html(path.read_text(encoding="utf-8"), fix, DocRenderer)}'
+            f'<p class="note">{html.escape(relative.as_posix())}</p></main>')
+    return page_html(template, WORDS["en"], f"{relative.as_posix()} · socklab", body,
+                     f"{up}style.css")
+
+
 def root_html(template):
     blocks = "".join(
         f'<li lang="{WORDS[e]["lang"]}"><a href="{e}/index.html">{WORDS[e]["edition"]}</a>'
@@ -400,17 +442,22 @@ def build(repo=ROOT, out=ROOT / "_site"):
         for e in EDITIONS
     }
     english = editions["en"]
+    docs = set()  # repository Markdown files the lessons link to
     for edition, lessons in editions.items():
         folder = out / edition
         folder.mkdir()
         twins = {x.path.name: x for x in editions[OTHER[edition]]}
         for position, lesson in enumerate(lessons):
             page = lesson_html(lesson, position, lessons, twins.get(lesson.path.name),
-                               repo, out, template)
+                               repo, out, template, docs)
             (folder / lesson.page).write_text(page, encoding="utf-8")
         (folder / "index.html").write_text(
             index_html(edition, lessons, english, template),
             encoding="utf-8")
+    for path in sorted(docs):
+        page = out / "files" / path.relative_to(repo.resolve()).with_suffix(".html")
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(doc_html(path, repo, template), encoding="utf-8")
     (out / "index.html").write_text(root_html(template), encoding="utf-8")
     return out
 

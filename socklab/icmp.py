@@ -27,10 +27,17 @@ What is here, and why:
 
 * **A setting changed for a moment.**  changed_sysctl() writes a kernel setting
   and puts the old value back in a ``finally``, whatever happens in between.
+
+* **What root sees, for everyone else.**  show_recorded() prints what one of the
+  lesson's cells printed as root, from socklab/data/lesson11_root_outputs.json,
+  under a label that says so.  tools/record_lesson11.py makes that file by
+  running the lesson's own cells as root; a test checks it still matches.
 """
 
 import contextlib
 import errno
+import importlib.resources
+import json
 import os
 import socket
 import struct
@@ -41,6 +48,7 @@ __all__ = [
     "IPv4Header", "Echo", "split_ipv4", "parse_echo", "parse_reply",
     "read_sysctl", "write_sysctl", "changed_sysctl",
     "has_cap_net_raw", "Privileges", "privileges", "why_not_raw",
+    "recorded_output", "show_recorded",
 ]
 
 ECHO_REPLY = 0  # ICMP types, RFC 792
@@ -261,10 +269,40 @@ def why_not_raw():
     return (
         "Raw sockets need the capability CAP_NET_RAW (man 7 raw, man 7 capabilities).\n"
         f"Here {why}:\nsocket() failed with EPERM, and nothing was sent.\n"
-        "What a root run prints is in the lesson's stored outputs: see them in its web\n"
-        "pages (make site) or in a fresh copy of the notebook.  To run it live, use a\n"
-        "throwaway VM or container of your own and run the lab there as root.  Giving\n"
-        "this Python the capability (setcap cap_net_raw+ep) would let every script it\n"
-        "runs sniff and forge packets: if at all, only on a private copy of the\n"
-        "interpreter, never on the one the system shares."
+        "To run it live, use a throwaway VM or container of your own and run the lab\n"
+        "there as root.  Giving this Python the capability (setcap cap_net_raw+ep)\n"
+        "would let every script it runs sniff and forge packets: if at all, only on a\n"
+        "private copy of the interpreter, never on the one the system shares.\n"
+        "What root sees follows, from a recording."
     )
+
+
+# ---------------------------------------------------------------- recorded outputs
+
+RECORDED_OUTPUTS = "lesson11_root_outputs.json"  # in socklab/data/
+
+
+def _recorded_outputs():
+    source = importlib.resources.files("socklab") / "data" / RECORDED_OUTPUTS
+    return json.loads(source.read_text(encoding="utf-8"))
+
+
+def recorded_output(cell, reason="this machine does not allow raw sockets"):
+    """What lesson 11's cell ``cell`` (its id) printed as root, under a label.
+
+    The label says when and on which kernel it was recorded, and why it is
+    shown instead of a live run.
+    """
+    recording = _recorded_outputs()
+    outputs = recording["outputs"]
+    if cell not in outputs:
+        raise ValueError(f"no recorded output for cell {cell!r}; "
+                         f"there are: {', '.join(sorted(outputs))}")
+    label = (f"(recorded as root on {recording['recorded_on']}, "
+             f"{recording['system']}: {reason})")
+    return label + "\n" + outputs[cell]
+
+
+def show_recorded(cell, reason="this machine does not allow raw sockets"):
+    """Print recorded_output(cell, reason): what root sees, for everyone else."""
+    print(recorded_output(cell, reason), end="")

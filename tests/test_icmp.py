@@ -7,7 +7,10 @@
   (unshare --net), where net.ipv4.ping_group_range is a private copy: the
   machine's setting is never touched by these tests.
 * The lesson's privilege-dependent cells, run by a process that has given up
-  root: each says in plain words what it cannot do, and none raises.
+  root: each says in plain words what it cannot do, shows what root sees from
+  the recording (labelled as one), and none raises.
+* That recording (socklab/data/lesson11_root_outputs.json) is what the same
+  cells print as root: the notebook's stored outputs, and a fresh run.
 """
 
 import json
@@ -32,6 +35,9 @@ LESSON = ROOT / "notebooks" / "en" / "11-raw-sockets.ipynb"
 TIMEOUT = 60  # seconds for a child process
 NOBODY = 65534
 RANGE = "net.ipv4.ping_group_range"
+
+RECORDED_CELLS = ["privileges-others-py", "echo-py-code", "reply-apart-py", "filter-py",
+                  "ping-change-py", "ping-py-code", "packet-py"]
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root)")
 
@@ -192,7 +198,7 @@ def test_the_lessons_ping_cell_restores_the_range_when_it_fails():
 def test_why_not_raw_states_the_risk_and_names_no_path():
     message = icmp.why_not_raw()
     assert "throwaway VM or container" in message
-    assert "every script it\nruns sniff and forge packets" in message
+    assert "every script it runs sniff and forge packets" in message
     assert not re.search(r"(^|\s)/", message)  # no path of this machine in an output
 
 
@@ -250,15 +256,23 @@ def test_lesson_cells_as_nobody_say_why_in_plain_words():
     assert "65534 (not root)" in report
     assert "raw ICMP socket:       refused (EPERM): needs CAP_NET_RAW (man 7 raw)" in report
     assert "your own row is the report above" in shown["privileges-others-py"]
-    for cell in ("echo-py-code", "filter-py"):
-        assert "Raw sockets need the capability CAP_NET_RAW" in shown[cell]
-        assert "you are not root (uid 65534)" in shown[cell]
-        assert "stored outputs" in shown[cell] and "setcap cap_net_raw+ep /" not in shown[cell]
-        assert "Traceback" not in shown[cell]
-    assert "the raw socket was refused" in shown["reply-apart-py"]
+    message = shown["echo-py-code"]
+    assert "Raw sockets need the capability CAP_NET_RAW" in message
+    assert "you are not root (uid 65534)" in message
+    assert "from a recording" in message and "setcap cap_net_raw+ep /" not in message
     assert "Not root: only root may change net.ipv4.ping_group_range" in shown["ping-change-py"]
-    assert "No ping socket" in shown["ping-py-code"]
     assert "needs CAP_NET_RAW (man 7 packet)" in shown["packet-py"]
+    # Each cell that needs root shows, last, what root sees -- labelled.
+    recording = json.loads((ROOT / "socklab" / "data" / icmp.RECORDED_OUTPUTS).read_text())
+    assert set(recording["outputs"]) == set(RECORDED_CELLS)
+    label = re.compile(r"\(recorded as root on \d{4}-\d\d-\d\d, Linux [^:\n]+: [^\n]+\)\n")
+    for cell in RECORDED_CELLS:
+        found = label.search(shown[cell])
+        assert found, (cell, shown[cell])
+        assert shown[cell][found.end():] == recording["outputs"][cell], cell
+        assert "Traceback" not in shown[cell]
+    assert "this machine does not allow raw sockets)" in shown["echo-py-code"]
+    assert "only root may change net.ipv4.ping_group_range)" in shown["ping-change-py"]
     assert shown["handshake-py"].startswith("(recorded on ")
     assert "Figure" in shown["diagram-py"]
     assert "TIME-WAIT" in shown["states-py"]
@@ -290,4 +304,49 @@ def test_c_programs_as_nobody_say_why_in_plain_words():
     assert "EPERM: raw sockets need\nroot or CAP_NET_RAW (man 7 raw)" in outputs["echo-c-code"]
     assert "needs root or CAP_NET_RAW (man 7 packet): Operation not permitted" in \
         outputs["packet-c-code"]
+    for cell_id in ("echo-c-code", "packet-c-code"):  # they point to the recording
+        assert "The Python version below shows the same two" in outputs[cell_id]
+        assert "from a recording" in outputs[cell_id]
     assert "= -1 EACCES (Permission denied)" in outputs["ping-c-code"]
+
+
+# ---------------------------------------------------------------- the recording
+
+
+def test_recorded_output_is_labelled_and_names_unknown_cells():
+    text = icmp.recorded_output("filter-py")
+    assert re.match(r"\(recorded as root on \d{4}-\d\d-\d\d, Linux \S+: "
+                    r"this machine does not allow raw sockets\)\n", text)
+    assert text.endswith("ICMP type 0\n")
+    assert "no ping socket" in icmp.recorded_output("ping-py-code", "no ping socket")
+    with pytest.raises(ValueError, match="there are: echo-py-code, filter-py"):
+        icmp.recorded_output("no-such-cell")
+
+
+def test_recording_is_what_the_notebook_stores_from_its_root_run():
+    """The stored outputs come from a root run (make execute, checked by nbval)."""
+    recording = json.loads((ROOT / "socklab" / "data" / icmp.RECORDED_OUTPUTS).read_text())
+    stored = {}
+    for cell in nbformat.read(LESSON, as_version=4).cells:
+        if cell.cell_type == "code":
+            stored[cell.id] = "".join(output.get("text", "") for output in cell.outputs
+                                      if output.output_type == "stream")
+    for cell_id in RECORDED_CELLS:
+        assert recording["outputs"][cell_id] == stored[cell_id], cell_id
+
+
+@needs_root
+def test_a_fresh_root_run_prints_what_was_recorded():
+    """tools/record_lesson11.py --check: the cells, run live as root, print the recording.
+
+    In a network namespace of its own, so that the ping cell's change of
+    net.ipv4.ping_group_range touches a private copy only.
+    """
+    if shutil.which("unshare") is None or not icmp.has_cap_net_raw():
+        pytest.skip("needs unshare (util-linux) and CAP_NET_RAW")
+    child = subprocess.run(
+        ["unshare", "--net", "--", "sh", "-c",
+         f'ip link set lo up && exec "{sys.executable}" tools/record_lesson11.py --check'],
+        capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
+    )
+    assert child.returncode == 0, child.stdout + child.stderr

@@ -294,6 +294,8 @@ ORPHAN_SCRIPT = textwrap.dedent(
     print(server.pid, flush=True)
     if sys.argv[2] == "hang":
         time.sleep(60)
+    else:
+        sys.stdin.read()  # exit only once the test has seen the server alive
     """
 )
 
@@ -319,12 +321,13 @@ def test_no_orphan_when_the_kernel_exits_or_is_killed(how):
     source = HERE / "c" / "tcp_echo_server.c"
     process = subprocess.Popen(
         [sys.executable, "-c", ORPHAN_SCRIPT, str(source), "hang" if how == "kill" else "exit"],
-        stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     pid = int(process.stdout.readline())
     assert alive(pid)
     if how == "kill":
         process.kill()  # no atexit: only PR_SET_PDEATHSIG can end the C server
+    process.stdin.close()  # "exit": a normal end, so atexit must stop the server
     process.wait(TIMEOUT)
     process.stdout.close()
     assert wait_until_gone(pid), f"C server {pid} outlived its Python process ({how})"

@@ -350,3 +350,40 @@ def test_a_fresh_root_run_prints_what_was_recorded():
         capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
     )
     assert child.returncode == 0, child.stdout + child.stderr
+
+
+def test_lesson_cells_as_root_without_cap_net_raw_show_the_recording():
+    """Root in a container started with --cap-drop=NET_RAW (made with setpriv):
+    the raw and packet cells end with the labelled recording, and none raises."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv (util-linux)")
+    wanted = ["echo-py-code", "reply-apart-py", "filter-py", "packet-py"]
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, "tools")
+        import nbformat, record_lesson11
+        from socklab import icmp
+        cells = {{cell.id: cell.source
+                 for cell in nbformat.read(record_lesson11.LESSON, as_version=4).cells}}
+        names = {{}}
+        record_lesson11.run_cell(cells["setup"], names)
+        shown = {{cell_id: record_lesson11.run_cell(cells[cell_id], names)
+                  for cell_id in {wanted!r}}}
+        print(json.dumps([icmp.has_cap_net_raw(), shown]))
+    """)
+    child = subprocess.run(
+        [setpriv, "--bounding-set=-net_raw", "--", sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
+    )
+    if child.returncode != 0 and child.stderr.startswith("setpriv"):
+        pytest.skip(f"setpriv cannot drop the capability here: {child.stderr.strip()}")
+    assert child.returncode == 0, child.stderr  # no cell raised
+    has_cap, shown = json.loads(child.stdout.splitlines()[-1])
+    assert has_cap is False
+    assert "you are root, but this process has no CAP_NET_RAW" in shown["echo-py-code"]
+    for cell in wanted:
+        assert shown[cell].endswith(
+            icmp.recorded_output(cell).split("\n", 1)[1]), (cell, shown[cell])
+        assert "(recorded as root on " in shown[cell]
+        assert "this machine does not allow raw sockets)\n" in shown[cell]

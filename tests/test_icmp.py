@@ -214,10 +214,12 @@ def test_lesson_cells_as_nobody_say_why_in_plain_words():
     sources = [cells["setup"].replace("%load_ext socklab", "")] + [cells[i] for i in wanted]
     # Each cell runs as IPython runs it: the body, then the last expression shown.
     code = textwrap.dedent("""
-        import ast, contextlib, io, json, os, sys
+        import json, os, sys
         import matplotlib
         matplotlib.use("Agg")
         import socklab, socklab.icmp, socklab.capture, socklab.viz
+        sys.path.insert(0, "tools")
+        from record_lesson11 import run_cell   # the recorder's own cell runner
         sources = json.loads(sys.stdin.read())
         names = {}
         exec(sources[0], names)                 # imports, as root
@@ -230,17 +232,7 @@ def test_lesson_cells_as_nobody_say_why_in_plain_words():
         os.setuid(65534)                        # from here on: nobody
         shown = []
         for source in sources[1:]:
-            tree = ast.parse(source)
-            last = tree.body[-1] if isinstance(tree.body[-1], ast.Expr) else None
-            body = ast.Module(tree.body[:-1] if last else tree.body, [])
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                exec(compile(body, "cell", "exec"), names)
-                if last is not None:
-                    value = eval(compile(ast.Expression(last.value), "cell", "eval"), names)
-                    if value is not None:
-                        print(repr(value))
-            shown.append(out.getvalue())
+            shown.append(run_cell(source, names))  # as IPython runs a cell
         print(json.dumps(shown))
     """)
     child = subprocess.run(

@@ -7,6 +7,7 @@ notebooks are not changed) and prints a Markdown table for docs/instructor.md:
 
 - run time: "Run All" on this machine, measured, in seconds;
 - the longest cell, so an instructor knows where a class will wait;
+- what the lesson's opening says it takes (a learner alone, at their own pace);
 - a class-time estimate, from the lesson's size, by a rule stated in the table's
   footnote (prose read at 120 words a minute, one minute per code cell to run and
   look at, ten minutes per exercise). It is a planning figure, not a measurement
@@ -61,16 +62,24 @@ def class_minutes(path):
     return round(minutes / 5) * 5, words, code_cells, exercises
 
 
+def stated_minutes(path):
+    """What the lesson's opening says it takes ("It takes about 45 minutes")."""
+    nb = nbformat.read(path, as_version=4)
+    match = re.search(r"takes about (\d+) minutes", nb.cells[0].source)
+    return f"{match[1]} min" if match else "-"
+
+
 def main(paths):
     print("| lesson | run time (Run All) | longest cell | prose words | code cells "
-          "| exercises | class time (estimate) |")
-    print("|---|---|---|---|---|---|---|")
+          "| exercises | the lesson says | class time (estimate) |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in paths:
         total, (slow_s, slow_line) = run_time(path)
         minutes, words, cells, exercises = class_minutes(path)
         name = Path(path).stem
         print(f"| {name} | {total:.0f} s | {slow_s:.0f} s `{slow_line[:40]}` | {words} "
-              f"| {cells} | {exercises} | {minutes} min |", flush=True)
+              f"| {cells} | {exercises} | {stated_minutes(path)} | {minutes} min |",
+              flush=True)
 
 
 if __name__ == "__main__":

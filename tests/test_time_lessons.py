@@ -1,0 +1,44 @@
+"""tools/time_lessons.py: the figures of the instructor guide's timing table."""
+
+import pathlib
+import sys
+
+import nbformat
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import time_lessons  # noqa: E402
+
+
+def lesson(tmp_path, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    path = tmp_path / "99-test.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_class_estimate_counts_prose_code_and_exercises_by_the_stated_rule(tmp_path):
+    prose = " ".join(["word"] * 1200)  # 10 minutes at 120 words a minute
+    path = lesson(tmp_path, [
+        nbformat.v4.new_markdown_cell("# 99 · Test\n\nIt takes about 30 minutes.\n"),
+        nbformat.v4.new_markdown_cell(prose),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("def f():\n    ...  # your code here\n\ncheck_f(f)"),
+        nbformat.v4.new_code_cell("check_f(f)"),  # a solution: no stub, no exercise
+    ])
+    minutes, words, code_cells, exercises = time_lessons.class_minutes(path)
+    assert (code_cells, exercises) == (3, 1)
+    assert words > 1200
+    assert minutes == 25  # 10.1 + 3 + 10, to the nearest 5
+    assert time_lessons.stated_minutes(path) == "30 min"
+
+
+def test_a_lesson_that_states_no_time_says_so(tmp_path):
+    path = lesson(tmp_path, [nbformat.v4.new_markdown_cell("# 99 · Test")])
+    assert time_lessons.stated_minutes(path) == "-"
+
+
+def test_every_lesson_states_its_time():
+    for path in sorted((ROOT / "notebooks" / "en").glob("[0-9]*.ipynb")):
+        assert time_lessons.stated_minutes(path) != "-", path.name

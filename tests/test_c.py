@@ -404,7 +404,11 @@ def test_interrupting_a_foreground_program_leaves_no_orphan(tmp_path):
     """Kernel > Interrupt sends SIGINT to the kernel: run() must end its program."""
     script = textwrap.dedent(
         """
+        import signal
         import socklab.c as c
+        # As a Jupyter kernel does: SIGINT raises KeyboardInterrupt, even where
+        # the test runs as a background job (those start with SIGINT ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         c.compile("#include <unistd.h>\\nint main(void) { pause(); return 0; }\\n", "waiter")
         try:
             c.run("waiter", timeout=60)

@@ -35,10 +35,12 @@ $(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.jso
 	@# JupyterLab's news and update pop-ups: off (see tools/jupyter/overrides.json)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@cp tools/jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	@# JupyterHub's proxy (docs/hub.md, tests/test_hub.py) is a Node.js program
+	@# JupyterHub's proxy (docs/hub.md, tests/test_hub.py) is a Node.js program;
+	@# the lessons do not need it, so a failed install does not stop `make lab`.
 	@if command -v npm >/dev/null 2>&1; then \
 	  echo "==> installing configurable-http-proxy into tools/hub/node_modules (npm ci)"; \
-	  cd tools/hub && npm ci --no-audit --no-fund --loglevel=error; \
+	  (cd tools/hub && npm ci --no-audit --no-fund --loglevel=error) || \
+	    echo "==> npm ci failed: the lessons work, tests/test_hub.py will be skipped"; \
 	else \
 	  echo "==> no npm: tests/test_hub.py will be skipped (Debian: apt-get install nodejs npm)"; \
 	fi

@@ -61,12 +61,29 @@ def _call(function, *args):
     return outcome, None
 
 
+def _try_cases(report, function, cases, judge):
+    """Call ``function(arg)`` for each (description, arg, expected); add verdicts.
+
+    ``judge(outcome, arg, expected)`` returns None or a hint.  A call that hangs
+    or is still the stub ends the check: every other case would say the same.
+    Returns False when it ended early.
+    """
+    hints = _Hints(report)
+    for description, arg, expected in cases:
+        outcome, hung = _call(function, arg)
+        if hung or not_written(outcome):
+            report.add(False, description, hung or NOT_WRITTEN)
+            return False
+        hint = judge(outcome, arg, expected)
+        hints.add(hint is None, description, hint or "")
+    return True
+
+
 # -- exercise 1: port_bytes -------------------------------------------------------
 
 
-def _judge_port_bytes(outcome, port):
-    """None if port_bytes(port) returned the right two bytes, else a hint."""
-    expected = struct.pack("!H", port)
+def _judge_port_bytes(outcome, port, expected):
+    """None if port_bytes(port) returned ``expected``, its two bytes, else a hint."""
     value = outcome.value
     if outcome.error is not None:
         return describe_error(outcome.error)
@@ -112,19 +129,12 @@ def check_port_bytes(port_bytes):
     wrap around to another port.
     """
     report = Report("Checking port_bytes(port):")
-    hints = _Hints(report)
-    for port in (0, 1, 255, 256, 5000, 8080, 32768, 65535):
-        expected = struct.pack("!H", port)
-        outcome, hung = _call(port_bytes, port)
-        if hung:
-            report.add(False, f"port {port} -> {expected!r}", hung)
-            return report
-        if not_written(outcome):
-            report.add(False, f"port {port} -> {expected!r}", NOT_WRITTEN)
-            return report
-        hint = _judge_port_bytes(outcome, port)
-        hints.add(hint is None, f"port {port} -> {expected!r}", hint or "")
-    report.add(*_judge_out_of_range(port_bytes))
+    expected = {port: struct.pack("!H", port)
+                for port in (0, 1, 255, 256, 5000, 8080, 32768, 65535)}
+    cases = [(f"port {port} -> {value!r}", port, value)
+             for port, value in expected.items()]
+    if _try_cases(report, port_bytes, cases, _judge_port_bytes):
+        report.add(*_judge_out_of_range(port_bytes))
     return report
 
 
@@ -179,18 +189,8 @@ def check_five_tuple(five_tuple):
     and a connected UDP socket.
     """
     report = Report("Checking five_tuple(sock):")
-    hints = _Hints(report)
-    with contextlib.ExitStack() as stack:
-        for description, sock, expected in _live_sockets(stack):
-            outcome, hung = _call(five_tuple, sock)
-            if hung:
-                report.add(False, description, hung)
-                return report
-            if not_written(outcome):
-                report.add(False, description, NOT_WRITTEN)
-                return report
-            hint = _judge_five_tuple(outcome, sock, expected)
-            hints.add(hint is None, description, hint or "")
+    with contextlib.ExitStack() as stack:  # the sockets live until the check ends
+        _try_cases(report, five_tuple, _live_sockets(stack), _judge_five_tuple)
     return report
 
 
@@ -346,22 +346,13 @@ def check_parse_sockaddr_in(parse_sockaddr_in):
     C library) and a few made the same way for chosen ports and addresses.
     """
     report = Report("Checking parse_sockaddr_in(blob):")
-    hints = _Hints(report)
     with contextlib.ExitStack() as stack:
-        for description, blob, expected in _blobs(stack):
-            outcome, hung = _call(parse_sockaddr_in, blob)
-            if hung:
-                report.add(False, description, hung)
-                return report
-            if not_written(outcome):
-                report.add(False, description, NOT_WRITTEN)
-                return report
-            hint = _judge_sockaddr(outcome, blob, tuple(expected))
-            hints.add(hint is None, description, hint or "")
+        _try_cases(report, parse_sockaddr_in, _blobs(stack), _judge_sockaddr)
     return report
 
 
 def _judge_sockaddr(outcome, blob, expected):
+    expected = tuple(expected)
     if outcome.error is not None:
         return describe_error(outcome.error)
     value = outcome.value

@@ -3,7 +3,14 @@
 import socket
 
 from ..servers import TCPEchoServer, serve
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
 __all__ = ["check_ask", "check_shout"]
 
@@ -50,13 +57,11 @@ def _hint_for_hang(message):
     )
 
 
-
-
 def _judge_reply(outcome, message):
     """None if the reply is right, else a hint explaining what is wrong."""
     reply = outcome.value
     if not_written(outcome):
-        return "is it written yet?  Replace the `...` with your code."
+        return NOT_WRITTEN
     if outcome.error is not None:
         return describe_error(outcome.error)
     if isinstance(reply, str):

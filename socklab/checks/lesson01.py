@@ -16,7 +16,13 @@ import os
 import socket
 import struct
 
-from .report import Report, call_with_time_limit, describe_error, not_written
+from .report import (
+    NOT_WRITTEN,
+    Report,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
 __all__ = [
     "check_port_bytes",
@@ -25,10 +31,6 @@ __all__ = [
     "raw_sockname",
     "raw_peername",
 ]
-
-NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
-
-
 
 
 class _Hints:

@@ -9,7 +9,13 @@ compare what they return with what the kernel really does with the same messages
 
 import socket
 
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+)
 
 __all__ = ["check_kind_of", "check_datagram_reads", "check_stream_reads", "KINDS"]
 
@@ -87,7 +93,7 @@ def check_kind_of(kind_of):
             return report
         unwritten = outcome.error is None and outcome.value is None and not report.results
         if unwritten or isinstance(outcome.error, NotImplementedError):
-            report.add(False, description, "is it written yet?  Replace the `...` with your code.")
+            report.add(False, description, NOT_WRITTEN)
             return report
         if outcome.error is not None:
             report.add(False, description, describe_error(outcome.error))
@@ -210,7 +216,7 @@ def _run_reads_check(title, function, cases, judge, hang_hint):
             return report
         unwritten = outcome.value is None and outcome.error is None
         if unwritten or isinstance(outcome.error, NotImplementedError):
-            report.add(False, description, "is it written yet?  Replace the `...` with your code.")
+            report.add(False, description, NOT_WRITTEN)
             return report
         if outcome.error is not None:
             report.add(False, description, describe_error(outcome.error))

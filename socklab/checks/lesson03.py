@@ -20,14 +20,18 @@ import socket
 import struct
 import subprocess
 
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
 __all__ = ["check_make_listener", "check_serve_one", "check_queue_state", "listen_queue"]
 
-NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 PYTHON_DEFAULT_BACKLOG = 128  # socket.listen() without an argument: min(SOMAXCONN, 128)
-
-
 
 
 # -- reading a listener's queue with ss ---------------------------------------------

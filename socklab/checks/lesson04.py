@@ -23,7 +23,13 @@ import threading
 import time
 
 from ..servers import serve
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+)
 from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket
 
 __all__ = ["check_recv_exact", "check_send_message"]
@@ -61,8 +67,6 @@ def _run(function, wsock, *args):
         wsock.stop(f"still running after {TIME_LIMIT:g} s")
         thread.join(TIME_LIMIT)
     return _Run(outcome, timed_out)
-
-
 
 
 def _random_bytes(count, seed=SEED):
@@ -145,7 +149,7 @@ def _judge_exact(run, wsock, expected, n):
         return _hint_for_stop(wsock, n)
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
-            return "is it written yet?  Replace the `...` with your code."
+            return NOT_WRITTEN
         if isinstance(run.error, (EOFError, ConnectionError)) and n == 0:
             return (
                 f"{describe_error(run.error)}\n"
@@ -160,7 +164,7 @@ def _judge_exact(run, wsock, expected, n):
         return describe_error(run.error)
     value = run.value
     if value is None:
-        return "is it written yet?  Replace the `...` with your code."
+        return NOT_WRITTEN
     wrong_type = _wrong_bytes(value)
     if wrong_type:
         return wrong_type
@@ -324,10 +328,10 @@ def _judge_message(run, wsock, data, received):
         )
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
-            return "is it written yet?  Replace the `...` with your code."
+            return NOT_WRITTEN
         return describe_error(run.error)
     if data and not wsock.sends:
-        return "is it written yet?  Replace the `...` with your code."
+        return NOT_WRITTEN
     if received is None:
         return "the reader did not finish within the time limit."
     if received == data:

@@ -22,7 +22,13 @@ import time
 
 from ..relay import FATES, LossyRelay
 from ..servers import UDPEchoServer
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+)
 from .watched import CheckStopped, WatchedSocket
 
 __all__ = ["check_ask_udp", "check_echo_handler"]
@@ -33,8 +39,6 @@ SMALL_BUFFER = 8192  # SO_SNDBUF of the 1 MiB case: send() takes part at a time
 MIB = bytes(i % 251 for i in range(1024 * 1024))
 UDP_SEED = 4  # with loss 0.5: the first two datagrams are dropped, the third passes
 UDP_TIMEOUT = 0.2  # seconds ask_udp waits for each reply in the check
-
-
 
 
 def _not_written(outcome):
@@ -219,7 +223,7 @@ def _run_echo_case(echo_handler, listener, case):
 
 def _judge_echo(outcome, conn, client_hint, still_running, case):
     if _not_written(outcome):
-        return "is it written yet?  Replace the `...` with your code."
+        return NOT_WRITTEN
     if isinstance(outcome.value, CheckStopped):
         return (
             f"recv() returned b'' {conn.empty_reads} times and the handler kept calling it.\n"
@@ -318,7 +322,7 @@ def _run_udp_case(ask_udp, srv, case):
             relay.wait_for_datagrams(1, timeout=1.0)
         except TimeoutError:
             if _not_written(outcome) or (outcome.error is None and outcome.value is None):
-                return "is it written yet?  Replace the `...` with your code."
+                return NOT_WRITTEN
             if case.retries == 0:
                 return ("with retries=0 it sent nothing: the first try is not a retry.\n"
                         "Send 1 + retries datagrams at most.")

@@ -18,7 +18,13 @@ import socket
 import struct
 
 from ..servers import serve
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+)
 
 __all__ = ["ANSWERS", "make_exceptions", "check_classify", "check_fetch",
            "reset_handler", "stall_handler", "answer_handler", "BIG_REPLY"]
@@ -161,13 +167,13 @@ def check_classify(classify):
             return report
         if outcome.error is not None:
             if isinstance(outcome.error, NotImplementedError):
-                report.add(False, description, "is it written yet?  Replace the `...` with your code.")
+                report.add(False, description, NOT_WRITTEN)
                 return report
             report.add(False, description, describe_error(outcome.error))
             continue
         answer = outcome.value
         if answer is None:
-            report.add(False, description, "is it written yet?  Replace the `...` with your code.")
+            report.add(False, description, NOT_WRITTEN)
             return report
         report.add(answer == expected, f"{description}: {expected!r}",
                    "" if answer == expected else _hint_for_answer(exc, expected, answer))
@@ -179,7 +185,7 @@ def check_classify(classify):
 def _judge_error_string(result, word, words):
     """None if ``result`` is a str naming the error, else a hint."""
     if result is None:
-        return "it returned None: is it written yet?  Replace the `...` with your code."
+        return f"it returned None: {NOT_WRITTEN}"
     if isinstance(result, (bytes, bytearray)):
         return (f"it returned {bytes(result[:40])!r}, bytes, as if the server had answered.\n"
                 f"Return a str that says what went wrong, e.g. 'error: connection {word}'.")
@@ -193,7 +199,7 @@ def _judge_error_string(result, word, words):
 
 def _judge_reply(result, expected):
     if result is None:
-        return "it returned None: is it written yet?  Replace the `...` with your code."
+        return f"it returned None: {NOT_WRITTEN}"
     if isinstance(result, str):
         return (f"it returned the error string {result!r}, but this server answers.\n"
                 "Catch only the errors named in the exercise, and let the reply through.")
@@ -244,7 +250,7 @@ def check_fetch(fetch):
                            "with socket.create_connection(address, timeout=1).")
                 return report
             if isinstance(outcome.error, NotImplementedError):
-                report.add(False, description, "is it written yet?  Replace the `...` with your code.")
+                report.add(False, description, NOT_WRITTEN)
                 return report
             if isinstance(expected, bytes):
                 hint = (describe_error(outcome.error) if outcome.error is not None

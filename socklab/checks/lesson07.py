@@ -20,7 +20,14 @@ import socket
 
 from ..relay import CLIENT_TO_SERVER, LossyRelay
 from ..servers import UDPEchoServer, serve
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
 __all__ = ["CheckStopped", "arrival_order", "check_receive_numbered", "check_probe"]
 
@@ -33,8 +40,6 @@ class CheckStopped(BaseException):
     A BaseException, so that ``except Exception:`` in the learner's code does not
     swallow it.
     """
-
-
 
 
 def arrival_order(fates):
@@ -128,8 +133,6 @@ class _WatchedUDPSocket:
 # ------------------------------------------------------------ receive_numbered
 
 
-
-
 def _as_numbers(value, what):
     """A hint if value is not a list of ints, else None."""
     if not isinstance(value, (list, tuple)):
@@ -155,7 +158,7 @@ def _judge_numbered(outcome, timed_out, expected, count):
             "stop and return what you have."
         )
     if not_written(outcome):
-        return "is it written yet?  Replace the `...` with your code."
+        return NOT_WRITTEN
     if isinstance(outcome.error, TimeoutError):
         return (
             f"{describe_error(outcome.error)}\n"
@@ -305,7 +308,7 @@ def _judge_probe(outcome, timed_out, want):
             "(sock.settimeout(timeout)) and return 'silent' when it runs out."
         )
     if not_written(outcome):
-        return "is it written yet?  Replace the `...` with your code."
+        return NOT_WRITTEN
     if outcome.error is not None:
         error = outcome.error
         if isinstance(error, ConnectionRefusedError):

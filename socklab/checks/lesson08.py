@@ -20,7 +20,13 @@ import struct
 import time
 
 from ..servers import serve
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+)
 
 __all__ = ["check_set_timeouts", "check_request_then_half_close", "reversed_reply"]
 
@@ -28,10 +34,6 @@ TIMEVAL = "ll"  # struct timeval on 64-bit Linux: two C longs, 16 bytes
 ROUNDING = 0.011  # the kernel keeps timeouts in jiffies (1 to 10 ms)
 SLACK = 0.5  # a real wait may run late by this much on a busy machine
 SMALL_BUFFER = 4096  # SO_SNDBUF / SO_RCVBUF for the send test (the kernel doubles it)
-
-NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
-
-
 
 
 # ------------------------------------------------------------ set_timeouts

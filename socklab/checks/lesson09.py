@@ -36,7 +36,7 @@ import threading
 import time
 import types
 
-from .report import Report, describe_error
+from .report import NOT_WRITTEN, Report, describe_error
 from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket
 
 __all__ = ["check_read_message", "check_read_lines", "frame", "pieces_of",
@@ -52,7 +52,6 @@ HUGE = 1 << 24  # no message here is that long: asking for it is a wrong length
 
 HINT_WIDTH = 82  # a hint's lines are wrapped here (an error's own message can be long)
 
-NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 TEXT = "naïve café\n你好, 世界\n\nemoji 😀 end\nno newline at the end: ü"
 
 

@@ -38,7 +38,14 @@ import textwrap
 import time
 
 from . import adversary
-from .report import TIME_LIMIT, Report, call_with_time_limit, describe_error, not_written
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
 __all__ = ["check_connect_with_timeout", "check_echo_server"]
 
@@ -280,7 +287,7 @@ def _check_echo_cases(report, server):
     if server.outcome.finished:
         if not_written(server.outcome):
             report.add(False, "one client: its message comes back",
-                       "is it written yet?  Replace the `...` with your code.")
+                       NOT_WRITTEN)
         else:
             report.add(False, "echo_server() keeps running until `stop`", _died_hint(server.outcome))
         return False
@@ -451,7 +458,7 @@ def _connect_listening(connect_with_timeout):
                 return (f"it did not return within {TIME_LIMIT:g} s although the server listens.\n"
                         "Once select/poll says the socket is writable, the handshake is over.")
             if not_written(outcome):
-                return "is it written yet?  Replace the `...` with your code."
+                return NOT_WRITTEN
             if outcome.error is not None:
                 return describe_error(outcome.error)
             sock = outcome.value
@@ -495,7 +502,7 @@ def _connect_refused(connect_with_timeout):
             if not outcome.finished:
                 return f"it did not return within {TIME_LIMIT:g} s, though the refusal comes at once."
             if not_written(outcome):
-                return "is it written yet?  Replace the `...` with your code."
+                return NOT_WRITTEN
             if isinstance(outcome.error, ConnectionRefusedError):
                 if elapsed > 1.5:
                     return (f"right error, but after {elapsed:.1f} s: a refusal is over as soon as"
@@ -530,7 +537,7 @@ def _connect_full_queue(connect_with_timeout):
                             "Pass the timeout to select()/poll()/selector.select(); when it\n"
                             "returns nothing, raise TimeoutError.")
                 if not_written(outcome):
-                    return "is it written yet?  Replace the `...` with your code."
+                    return NOT_WRITTEN
                 if outcome.error is None:
                     return (f"it returned {outcome.value!r}, but no handshake could complete: the\n"
                             "server's queue is full and its kernel ignores the SYN.  Raise\n"

@@ -24,11 +24,16 @@ import struct
 import time
 
 from .. import icmp
-from .report import Report, call_with_time_limit, describe_error, not_written
+from .report import (
+    NOT_WRITTEN,
+    Report,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
 __all__ = ["check_internet_checksum", "check_echo_request", "check_parse_reply"]
 
-NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 IDENTIFIER = 0x0C11  # the checks' own ICMP identifier; the lesson uses 0x1111
 REPLY_WAIT = 2.0  # seconds to wait for the kernel's echo reply on loopback
 NOT_ROOT = " (bytes only: raw sockets need CAP_NET_RAW, so nothing was sent)"

@@ -21,11 +21,16 @@ import time
 
 from .. import measure, trace
 from ..servers import serve
-from .report import Report, call_with_time_limit, describe_error, not_written
+from .report import (
+    NOT_WRITTEN,
+    Report,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
 __all__ = ["check_extra_calls", "check_ask", "TRACES"]
 
-NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
 FAST = 0.010  # seconds: the median request must take less (a stall takes >= 0.04)
 REQUESTS = 7
 

@@ -76,6 +76,9 @@ def describe_error(exc):
     return f"it raised {type(exc).__name__}: {exc}" if str(exc) else f"it raised {type(exc).__name__}"
 
 
+NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
+
+
 def not_written(outcome):
     """A stub: the body is still `...` (returns None or Ellipsis) or raises NotImplementedError."""
     if outcome.error is None:

@@ -6,6 +6,9 @@
   the clients of socklab.checks.adversary at it, one kind after the other:
 
   - one polite client;
+  - that client leaves and a new one comes: the new connection gets the descriptor
+    number the server has just closed, which shows a selector that still holds
+    the closed socket (close() without unregister());
   - 100 clients at once, each with its own message -- served from one thread;
   - 5 clients that send one byte at a time, taking turns;
   - 10 clients that send and then reset (RST), and a new client after them;
@@ -273,6 +276,7 @@ def _escaped_errors(report, escaped):
 
 STEPS_IN_WORDS = [  # what each step tries, for "still to come"
     "one client",
+    "a client leaving and a new one taking its descriptor number",
     "100 clients at once",
     "clients sending a byte at a time",
     "clients that reset",
@@ -291,7 +295,7 @@ def _check_echo_cases(report, server):
         else:
             report.add(False, "echo_server() keeps running until `stop`", _died_hint(server.outcome))
         return False
-    steps = [_one_client, _many_clients, _slow_clients, _resetting_clients,
+    steps = [_one_client, _client_leaves, _many_clients, _slow_clients, _resetting_clients,
              _flooding_client, _idle_clients, _stop]
     for number, step in enumerate(steps):
         step(report, server)
@@ -312,6 +316,48 @@ def _one_client(report, server):
                f"the client sent one line and got no echo within {ECHO_WAIT:g} s.\n"
                "Register the listener for EVENT_READ, accept() when it is ready, register\n"
                "the new connection, and send back what recv() returns."))
+
+
+def _client_leaves(report, server):
+    """The client of _one_client leaves; a new one gets the server's freed descriptor.
+
+    A process's next descriptor is the lowest free number, and the check's clients
+    live in the same process as the server.  So the newcomer's socket is made
+    first, and the leaver stays open until the end: when the server close()s the
+    leaver's connection, the next descriptor made in this process is the one
+    accept() gives the newcomer -- the number just closed.  A server that closed it
+    without unregister() meets "is already registered" there, every time, instead
+    of whenever the numbers happen to line up.  (Nothing else here may make a
+    descriptor meanwhile, so the newcomer's echo is read without a selector.)
+    """
+    leaver = server.clients[-1]
+    newcomer = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.clients.append(newcomer)
+    newcomer.settimeout(ECHO_WAIT)
+    leaver.shutdown(socket.SHUT_WR)  # the server's recv() returns b''
+    try:
+        closed = leaver.recv(1) == b""  # ... and its close() reaches us as EOF
+    except OSError:  # a timeout or a reset
+        closed = False
+    report.add(closed, "a client that leaves: the server closes its connection",
+               "" if closed else _gone_hint(server,
+               f"the client shut down its sending side and its connection was not closed\n"
+               f"within {ECHO_WAIT:g} s.  When recv() returns b'' the client has gone: "
+               "unregister that\nsocket, close it, and forget it."))
+    if not (closed and server.running):
+        return
+    message = adversary.message_for(0)
+    echo = b""
+    try:
+        newcomer.connect(server.address)
+        newcomer.sendall(message)
+        while len(echo) < len(message) and (part := newcomer.recv(65536)):
+            echo += part
+    except OSError:  # a timeout, a reset or a refusal
+        pass
+    report.add(echo == message, "... and a new client that takes its place is served",
+               "" if echo == message else _gone_hint(server,
+               f"the next client got no echo within {ECHO_WAIT:g} s."))
 
 
 def _many_clients(report, server):

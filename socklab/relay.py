@@ -259,7 +259,8 @@ class LossyRelay(_Server):
     kind = "udp"
     default_name = "relay"
     _socktype = socket.SOCK_DGRAM
-    reorder_hold = 0.2  # seconds a held datagram waits for one to overtake it
+    reorder_hold = 1.0  # seconds a held datagram waits for one to overtake it (long:
+    # a sender slowed by a busy machine must not change the order the seed promises)
 
     def __init__(self, target, *, loss=0.2, duplicate=0.05, delay=(0.0, 0.05),
                  reorder=0.1, seed=1, both_ways=True, name=None,

@@ -4,7 +4,10 @@ Each test pairs a client with a small real server on loopback, once where the
 client must succeed and once where it must report the failure.
 """
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -122,3 +125,39 @@ def test_thread_cpu_seconds_sees_a_spinning_thread_and_a_sleeping_one():
         spinner.join()
         sleeper.join()
     assert spun > 0.05 and slept < 0.01
+
+
+def test_thread_runnable_seconds_counts_a_spinner_that_waits_for_a_cpu():
+    """With every CPU taken by other processes, a spinning thread gets only a share
+    of a CPU, yet it is running or ready to run all the time; a sleeping thread is
+    neither.  (The lesson 10 check relies on that on a loaded machine.)"""
+    hog = "import time\nend = time.monotonic() + 3\nwhile time.monotonic() < end: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2 * os.cpu_count())]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    sleeper = threading.Thread(target=stop.wait)
+    spinner.start()
+    sleeper.start()
+    try:
+        time.sleep(0.3)  # the hogs are running
+        before = [adversary.thread_runnable_seconds(t) for t in (spinner, sleeper)]
+        cpu_before = adversary.thread_cpu_seconds(spinner)
+        time.sleep(1.0)
+        after = [adversary.thread_runnable_seconds(t) for t in (spinner, sleeper)]
+        cpu = adversary.thread_cpu_seconds(spinner) - cpu_before
+    finally:
+        stop.set()
+        spinner.join()
+        sleeper.join()
+        for process in hogs:
+            process.kill()
+            process.wait()
+    assert None not in before, "this kernel keeps no /proc/self/task/TID/schedstat"
+    spun, slept = after[0] - before[0], after[1] - before[1]
+    assert spun > 0.8 and slept < 0.01, (spun, slept)
+    assert cpu < 0.8 * spun, (cpu, spun)  # the hogs took most of its CPU

@@ -12,6 +12,7 @@ sockets, never longer than a fixed time.
     reset(sock)                                 # close with RST (SO_LINGER 0)
     flood = Flood(address); flood.run(2.0)      # send, never read; how much got in?
     thread_cpu_seconds(thread)                  # CPU time of one thread so far
+    thread_runnable_seconds(thread)             # ... and time it was ready to run
 
 The functions never raise for what a bad server does (no answer, a reset); they
 return it, so that a check can turn it into a hint.
@@ -20,6 +21,7 @@ return it, so that a check can turn it into a hint.
 import selectors
 import socket
 import struct
+import threading
 import time
 
 __all__ = [
@@ -29,10 +31,12 @@ __all__ = [
     "echo_round",
     "reset",
     "thread_cpu_seconds",
+    "thread_runnable_seconds",
     "trickle",
 ]
 
 CONNECT_TIMEOUT = 5.0  # seconds for one connect() on loopback
+PRESSING = 0.1  # seconds without progress after which a Flood is "pressing"
 
 
 def connect_many(address, count, timeout=CONNECT_TIMEOUT):
@@ -133,12 +137,15 @@ class Flood:
     ``limit`` bytes have gone, or ``seconds`` are over; ``sent`` says how many bytes
     the connection took.  A server that stops reading when it cannot send the echo
     takes little: the buffers of the two kernels, and what it holds itself.  The
-    client's own buffers are kept small, so that little is little.
+    client's own buffers are kept small, so that little is little.  ``pressing``
+    is set once the kernel has taken nothing for PRESSING seconds (the server is
+    behind: it has stopped reading, or is stuck, or dead) or when the flood ends.
     """
 
     def __init__(self, address, limit=16 * 1024 * 1024, buffer=65536):
         self.limit = limit
         self.sent = 0
+        self.pressing = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # Before connect(): the receive window is set during the handshake.
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
@@ -151,24 +158,32 @@ class Flood:
         """Send for at most ``seconds``; stop early once nothing went in for ``stalled`` s."""
         chunk = bytes(65536)
         deadline = time.monotonic() + seconds
-        last_progress = time.monotonic()
         with selectors.DefaultSelector() as selector:
             selector.register(self.sock, selectors.EVENT_WRITE)
-            while self.sent < self.limit:
-                now = time.monotonic()
-                if now >= deadline or now - last_progress >= stalled:
-                    break
-                if not selector.select(min(deadline - now, stalled)):
-                    continue
-                try:
-                    count = self.sock.send(chunk[: self.limit - self.sent])
-                except BlockingIOError:
-                    continue
-                except OSError:  # the server reset or closed the connection
-                    break
-                self.sent += count
-                last_progress = time.monotonic()
+            try:
+                self._send_until(selector, chunk, deadline, stalled)
+            finally:
+                self.pressing.set()
         return self.sent
+
+    def _send_until(self, selector, chunk, deadline, stalled):
+        last_progress = time.monotonic()
+        while self.sent < self.limit:
+            now = time.monotonic()
+            if now >= deadline or now - last_progress >= stalled:
+                break
+            if now - last_progress >= PRESSING:
+                self.pressing.set()
+            if not selector.select(min(deadline - now, PRESSING)):
+                continue
+            try:
+                count = self.sock.send(chunk[: self.limit - self.sent])
+            except BlockingIOError:
+                continue
+            except OSError:  # the server reset or closed the connection
+                break
+            self.sent += count
+            last_progress = time.monotonic()
 
     def close(self):
         reset(self.sock)  # no FIN handshake to wait for, no unread data to send
@@ -181,3 +196,21 @@ def thread_cpu_seconds(thread):
     thread's clock: pthread_getcpuclockid() (``man 3 pthread_getcpuclockid``).
     """
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def thread_runnable_seconds(thread):
+    """Time a running thread has spent on a CPU or waiting for one, so far.
+
+    On a busy machine a spinning thread gets only its share of the CPUs, so its
+    CPU time can be small; but it is ready to run all the time, and a thread that
+    sleeps in select() is not.  The kernel counts both in
+    /proc/self/task/TID/schedstat: nanoseconds on a CPU, nanoseconds waiting on
+    a run queue, time slices (Documentation/scheduler/sched-stats.rst).  None if
+    this kernel does not keep that file.
+    """
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/schedstat") as stats:
+            on_cpu, waiting, _ = stats.read().split()
+    except (OSError, ValueError):
+        return None
+    return (int(on_cpu) + int(waiting)) / 1e9

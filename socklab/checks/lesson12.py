@@ -11,7 +11,11 @@
   and the body -- and reads the answer, against a server that delays its ACKs
   (socklab.measure.answer_with_late_acks).  Sent in two small writes with Nagle's
   algorithm on, each request waits ~40 ms for the delayed ACK; the check wants
-  the median under FAST (10 ms), a margin of four even on a busy machine.
+  the median under FAST (25 ms).  Only the call to ask() is timed, in the thread
+  that makes it (not the thread's start), and not the first request: Linux
+  may acknowledge a new connection's first segments at once ("quick ACK" mode),
+  and then even two writes are fast.  Right answers take well under 1 ms here, and
+  under 20 ms on a machine loaded ten times over.
 """
 
 import collections
@@ -31,8 +35,8 @@ from .report import (
 
 __all__ = ["check_extra_calls", "check_ask", "TRACES"]
 
-FAST = 0.010  # seconds: the median request must take less (a stall takes >= 0.04)
-REQUESTS = 7
+FAST = 0.025  # seconds: the median request must take less (a stall takes >= 0.04)
+REQUESTS = 8  # the first is not timed (see above)
 
 # (description, C's strace output, Python's strace output, the right answer)
 TRACES = [
@@ -223,11 +227,17 @@ def check_ask(ask):
     try:
         with socket.create_connection(srv.address, timeout=5) as sock:
             times = []
+
+            def timed_ask(sock, body):
+                started = time.perf_counter()
+                try:
+                    return ask(sock, body)
+                finally:
+                    times.append(time.perf_counter() - started)
+
             for number in range(REQUESTS):
                 body = b"request %d " % number + b"x" * (number * 300)
-                started = time.perf_counter()
-                outcome, _ = call_with_time_limit(ask, sock, body)
-                times.append(time.perf_counter() - started)
+                outcome, _ = call_with_time_limit(timed_ask, sock, body)
                 if not_written(outcome):
                     report.add(False, "the answers are right", NOT_WRITTEN)
                     return report
@@ -241,7 +251,7 @@ def check_ask(ask):
                     report.add(False, f"the answer to request {number}", hint)
                     return report
             report.add(True, f"{REQUESTS} requests, {REQUESTS} right answers")
-            median = sorted(times)[len(times) // 2]
+            median = sorted(times[1:])[len(times[1:]) // 2]  # not the first: see above
             slow = median >= FAST
             report.add(not slow, f"a request takes less than {FAST * 1000:g} ms (median)",
                        f"about {median * 1000:.0f} ms a request: each one waits for the "

@@ -83,4 +83,6 @@ def main(paths):
 
 
 if __name__ == "__main__":
+    if any(arg.startswith("-") for arg in sys.argv[1:]):
+        sys.exit(__doc__)  # --help, or an option it does not have: say how to call it
     main(sys.argv[1:] or sorted(str(p) for p in Path("notebooks/en").glob("*.ipynb")))

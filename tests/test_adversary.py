@@ -4,6 +4,7 @@ Each test pairs a client with a small real server on loopback, once where the
 client must succeed and once where it must report the failure.
 """
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -104,7 +105,9 @@ def test_reset_makes_the_server_see_a_reset():
                 raise AssertionError("recv() after a RST should raise ConnectionResetError")
 
 
-def test_thread_cpu_seconds_sees_a_spinning_thread_and_a_sleeping_one():
+@contextlib.contextmanager
+def spinner_and_sleeper():
+    """Two threads, until the block ends: one spins, one sleeps."""
     stop = threading.Event()
 
     def spin():
@@ -116,14 +119,19 @@ def test_thread_cpu_seconds_sees_a_spinning_thread_and_a_sleeping_one():
     spinner.start()
     sleeper.start()
     try:
-        before = adversary.thread_cpu_seconds(spinner), adversary.thread_cpu_seconds(sleeper)
-        time.sleep(0.5)
-        spun = adversary.thread_cpu_seconds(spinner) - before[0]
-        slept = adversary.thread_cpu_seconds(sleeper) - before[1]
+        yield spinner, sleeper
     finally:
         stop.set()
         spinner.join()
         sleeper.join()
+
+
+def test_thread_cpu_seconds_sees_a_spinning_thread_and_a_sleeping_one():
+    with spinner_and_sleeper() as (spinner, sleeper):
+        before = adversary.thread_cpu_seconds(spinner), adversary.thread_cpu_seconds(sleeper)
+        time.sleep(0.5)
+        spun = adversary.thread_cpu_seconds(spinner) - before[0]
+        slept = adversary.thread_cpu_seconds(sleeper) - before[1]
     assert spun > 0.05 and slept < 0.01
 
 
@@ -133,27 +141,15 @@ def test_thread_runnable_seconds_counts_a_spinner_that_waits_for_a_cpu():
     neither.  (The lesson 10 check relies on that on a loaded machine.)"""
     hog = "import time\nend = time.monotonic() + 3\nwhile time.monotonic() < end: pass"
     hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2 * os.cpu_count())]
-    stop = threading.Event()
-
-    def spin():
-        while not stop.is_set():
-            pass
-
-    spinner = threading.Thread(target=spin)
-    sleeper = threading.Thread(target=stop.wait)
-    spinner.start()
-    sleeper.start()
     try:
-        time.sleep(0.3)  # the hogs are running
-        before = [adversary.thread_runnable_seconds(t) for t in (spinner, sleeper)]
-        cpu_before = adversary.thread_cpu_seconds(spinner)
-        time.sleep(1.0)
-        after = [adversary.thread_runnable_seconds(t) for t in (spinner, sleeper)]
-        cpu = adversary.thread_cpu_seconds(spinner) - cpu_before
+        with spinner_and_sleeper() as (spinner, sleeper):
+            time.sleep(0.3)  # the hogs are running
+            before = [adversary.thread_runnable_seconds(t) for t in (spinner, sleeper)]
+            cpu_before = adversary.thread_cpu_seconds(spinner)
+            time.sleep(1.0)
+            after = [adversary.thread_runnable_seconds(t) for t in (spinner, sleeper)]
+            cpu = adversary.thread_cpu_seconds(spinner) - cpu_before
     finally:
-        stop.set()
-        spinner.join()
-        sleeper.join()
         for process in hogs:
             process.kill()
             process.wait()

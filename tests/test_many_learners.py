@@ -271,6 +271,7 @@ class Learner:
         self.number = number
         self.workshop = workshop
         self.durations = {}
+        self.attempts = 0  # kernels started, for their socket files' names
 
     def problem(self, lesson, text):
         self.workshop.problems.append(f"learner {self.number}, {lesson}: {text}")
@@ -287,10 +288,8 @@ class Learner:
         log_path = self.workshop.logs / f"kernel-{self.number}-{lesson}.log"
         ran = await self.execute(lesson, stored, log_path, may_retry=True)
         if ran is None:
-            # Over TCP, jupyter_client picks free ports, closes them and lets the
-            # kernel bind them later; with twenty kernels starting (and lessons
-            # binding ports) one is now and then taken in between.  Jupyter's
-            # race, not socklab's: a learner would restart the kernel, so do we.
+            # A kernel that did not start (twenty start at once on two cores): a
+            # learner would restart it, so do we.
             ran = await self.execute(lesson, stored, log_path, may_retry=False)
         nb, probe = ran
         nb.cells.pop()  # the probe
@@ -320,6 +319,16 @@ class Learner:
             kernel_name="python3", resources={"metadata": {"path": str(LESSON_DIR)}},
         )
         client.km = client.create_kernel_manager()
+        # The kernel's channels on Unix sockets, not TCP ports.  Over TCP,
+        # jupyter_client picks free ports, closes them, and the kernel binds them
+        # later; twenty lessons binding ports meanwhile took one now and then.
+        # Once it was a lesson's echo server: it answered the channel, and a
+        # blocking zmq send() hung the whole orchestrator.  Jupyter's race, not
+        # socklab's (a learner's lone kernel does not meet it); docs/hub.md says
+        # how a hub avoids it the same way.
+        client.km.transport = "ipc"
+        self.attempts += 1
+        client.km.ip = str(self.workshop.logs / f"ipc-{self.number}-{self.attempts}")
         self.workshop.kernels.append(client.km)
         probe, started = None, False
         with open(log_path, "w") as log:

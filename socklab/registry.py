@@ -11,14 +11,21 @@ The registry remembers each of them by name, so that
   whatever is left, so no server thread or child process outlives its notebook.
 
 Anything with a ``name`` attribute and an idempotent ``stop()`` method can be
-registered; the servers in ``socklab.servers`` and (later) C programs are.
+registered.  The order is always the same (socklab.background does it for servers,
+the relay, captures and C programs):
+
+    name = registry.claim(name, "tcp")   # a running namesake is stopped HERE,
+    ...open sockets, start a process...  # so the port it held is free again
+    registry.register(thing)
+    ...
+    registry.release(name, thing)        # in thing.stop()
 """
 
 import atexit
 import itertools
 import threading
 
-__all__ = ["register", "unregister", "running", "stop_all", "unique_name"]
+__all__ = ["claim", "register", "release", "unregister", "running", "stop_all", "unique_name"]
 
 _lock = threading.Lock()
 _live = {}  # name -> object with .stop(), in the order they were started
@@ -34,6 +41,22 @@ def unique_name(prefix):
                 return name
 
 
+def claim(name, prefix):
+    """The name to start under: ``name``, after stopping a namesake; or a new one.
+
+    Call it before opening anything: the namesake's sockets and ports are free
+    when it returns.  If the namesake's stop() raises (it kept an error), the
+    error goes to the caller, who has opened nothing yet.
+    """
+    if name is None:
+        return unique_name(prefix)
+    with _lock:
+        old = _live.pop(name, None)
+    if old is not None:
+        old.stop()
+    return name
+
+
 def register(thing):
     """Remember ``thing`` under ``thing.name``; stop a namesake first."""
     with _lock:
@@ -44,11 +67,16 @@ def register(thing):
         _live[thing.name] = thing
 
 
+def release(name, thing=None):
+    """Forget what is registered as ``name`` (only if it is ``thing``, when given)."""
+    with _lock:
+        if name in _live and (thing is None or _live[name] is thing):
+            del _live[name]
+
+
 def unregister(thing):
     """Forget ``thing`` (called by its own stop())."""
-    with _lock:
-        if _live.get(thing.name) is thing:
-            del _live[thing.name]
+    release(thing.name, thing)
 
 
 def running():

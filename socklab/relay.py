@@ -71,7 +71,7 @@ How it is built, and why:
   nothing listening at the target, say -- is recorded as an "error" event and the
   relay goes on.  A bug in the relay itself is kept and raised again by stop().
 
-The relay is a socklab server like the others (it is built on servers._Server):
+The relay is a socklab server like the others (a servers.Server):
 bound before its thread starts, on 127.0.0.1 and a port the kernel picks,
 registered so that ``socklab.running()`` shows it and ``socklab.stop_all()`` stops
 it, and a relay started under the name of a running one replaces it.  It only ever
@@ -89,7 +89,7 @@ import time
 import typing
 
 from .events import EventLog
-from .servers import UDP_BUFSIZE, _Server
+from .servers import UDP_BUFSIZE, Server
 
 __all__ = ["LossyRelay", "RelayLog"]
 
@@ -240,7 +240,7 @@ class _Client:
 
 # ----------------------------------------------------------------- the relay
 
-class LossyRelay(_Server):
+class LossyRelay(Server):
     """Relay UDP datagrams between clients and ``target``, impairing them on purpose.
 
     target     -- (host, port) of the server, e.g. ``srv.address``; loopback only
@@ -258,7 +258,8 @@ class LossyRelay(_Server):
 
     kind = "udp"
     default_name = "relay"
-    _socktype = socket.SOCK_DGRAM
+    socktype = socket.SOCK_DGRAM
+    log_class = RelayLog  # a log whose text is ordered by flow
     reorder_hold = 1.0  # seconds a held datagram waits for one to overtake it (long:
     # a sender slowed by a busy machine must not change the order the seed promises)
 
@@ -285,43 +286,36 @@ class LossyRelay(_Server):
         self._counts = {direction: dict.fromkeys(FATES, 0) for direction in DIRECTIONS}
         self._counted = threading.Condition()  # guards _counts; wait_for_datagrams
         self._selector = None
-        super().__init__(None, name=name, host=host, port=port)  # no handler: we relay
+        super().__init__(name=name, host=host, port=port)
 
-    # -- what _Server asks of us --------------------------------------------
-    def _new_event_log(self):
-        return RelayLog()  # a log whose text is ordered by flow
-
-    def _bind_and_listen(self, sockaddr):
-        self.sock.bind(sockaddr)
+    # -- what a Server asks of us -------------------------------------------
+    def open(self):
+        super().open()
         self.sock.setblocking(False)  # the thread reads only when the selector says so
 
-    def _serve(self):
+    def serve(self):
         """The relay loop: runs in its own thread until stop()."""
         self.events.add("bound")
         try:
             with selectors.DefaultSelector() as selector:
                 self._selector = selector
                 selector.register(self.sock, selectors.EVENT_READ)
-                selector.register(self._wake_reader, selectors.EVENT_READ)
+                selector.register(self.wake_reader, selectors.EVENT_READ)
                 while self._relay_once(selector):
                     pass
-        except Exception as exc:  # a bug in the relay: stop() raises it
-            self._keep_error(exc)
+        finally:
+            self._selector = None
 
-    def _join(self, timeout):
-        self._threads[0].join(timeout)
-        return [thread.name for thread in self._threads if thread.is_alive()]
-
-    def _close_sockets(self):
+    def close(self):
         for client in self._clients.values():
             client.upstream.close()
-        super()._close_sockets()
+        super().close()
 
     # -- the loop -----------------------------------------------------------
     def _relay_once(self, selector):
         """Receive what has arrived, send what is due; False once stop() wakes us."""
         for key, _ in selector.select(self._seconds_to_next_deadline()):
-            if key.fileobj is self._wake_reader:
+            if key.fileobj is self.wake_reader:
                 return False
             if key.fileobj is self.sock:
                 self._receive_from_a_client()

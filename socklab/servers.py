@@ -31,9 +31,10 @@ How it is built, and why:
 * **Stopping wakes every thread.**  On Linux, closing a socket does not wake a
   thread blocked on it, in accept() or in recv().  So the accept thread waits in a
   selector on the listening socket *and* on one end of a socketpair; stop() writes a
-  byte to the other end.  Threads of connections are woken by shutdown(SHUT_RDWR),
-  which makes a blocked recv() return b'' and a blocked send() fail.  stop() then
-  joins every thread within a time limit and raises if one is still alive.
+  byte to the other end.  As the accept thread ends, it wakes the connections'
+  threads with shutdown(SHUT_RDWR), which makes a blocked recv() return b'' and a
+  blocked send() fail.  stop() then joins every thread within a time limit and
+  raises if one is still alive.
 
 * **Threads never print.**  They record Events (see socklab.events) that a cell
   displays with ``srv.events``.  An exception in a handler is recorded, kept, and
@@ -41,33 +42,36 @@ How it is built, and why:
   that resets the connection is the network's doing, not a bug: it is recorded as a
   "reset" event and not raised.
 
-* **Named servers replace their namesakes** and every server is registered with
-  socklab.registry, so re-running a cell does not pile up servers, stop_all() ends
-  them all, and nothing outlives the Python process.
+* **One lifecycle** for every background object, in socklab.background: a named
+  server stops its running namesake *before* it binds (so re-running a cell that
+  serves on a fixed port works), closes what it opened if starting fails, drops
+  finished connection threads, and is registered with socklab.registry, so
+  re-running a cell does not pile up servers, stop_all() ends them all, and
+  nothing outlives the Python process.
 """
 
 import selectors
 import socket
 import threading
-import time
 import warnings
 
-from . import registry
+from .background import Background
 from .events import EventLog
 
 __all__ = [
     "Connection",
+    "Server",
     "TCPServer",
     "UDPServer",
     "TCPEchoServer",
     "UDPEchoServer",
     "serve",
+    "bound_socket",
     "echo_handler",
     "udp_echo_handler",
 ]
 
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
-STOP_TIMEOUT = 5.0  # seconds stop() waits for all threads together
 UDP_BUFSIZE = 65536  # more than the largest UDP payload (65,507 bytes on IPv4)
 
 
@@ -124,7 +128,8 @@ class Connection:
         self.sock.sendall(data, flags)
 
     def shutdown(self, how):
-        self._record("shutdown", detail={0: "SHUT_RD", 1: "SHUT_WR"}.get(how, "SHUT_RDWR"))
+        names = {socket.SHUT_RD: "SHUT_RD", socket.SHUT_WR: "SHUT_WR"}
+        self._record("shutdown", detail=names.get(how, "SHUT_RDWR"))
         self.sock.shutdown(how)
 
     def _wake(self):
@@ -163,60 +168,55 @@ def udp_echo_handler(data, peer):
     return data
 
 
-def _family_for(host, port, socktype):
-    """AF_INET or AF_INET6 and the address to bind, as getaddrinfo says."""
+def bound_socket(host, port, socktype):
+    """A new socket of ``socktype`` bound to (host, port), IPv4 or IPv6 as
+    getaddrinfo says; it warns when ``host`` is a wildcard (reachable from
+    other machines)."""
+    if host in WILDCARD_HOSTS:
+        warnings.warn(
+            f"binding to {host or 'all addresses'!r} makes this server reachable "
+            "from other machines; the course only needs 127.0.0.1",
+            stacklevel=4,
+        )
     family, _, _, _, sockaddr = socket.getaddrinfo(
         host or None, port, type=socktype, flags=socket.AI_PASSIVE
     )[0]
-    return family, sockaddr
+    sock = socket.socket(family, socktype)
+    try:
+        if socktype == socket.SOCK_STREAM:
+            # Restarting a lesson's server on a fixed port would otherwise fail
+            # with "Address already in use" while old connections sit in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
-class _Server:
-    """What TCP and UDP servers share: naming, the registry, the event log, stop()."""
+class Server(Background):
+    """A background object with one bound socket, an event log and an address.
+
+    The lifecycle (claim the name, open, serve in a thread, stop) is
+    socklab.background's.  A server adds its socket, bound in open() to
+    ``host`` and ``port`` (0: the kernel picks one), and what it does with it.
+    TCPServer, UDPServer and socklab.LossyRelay are servers.
+    """
 
     kind = "?"
-    default_name = "server"
+    socktype = None  # socket.SOCK_STREAM or socket.SOCK_DGRAM
+    log_class = EventLog
 
-    def __init__(self, handler, *, name=None, host="127.0.0.1", port=0):
-        if host in WILDCARD_HOSTS:
-            warnings.warn(
-                f"binding to {host or 'all addresses'!r} makes this server reachable "
-                "from other machines; the course only needs 127.0.0.1",
-                stacklevel=3,
-            )
-        self.handler = handler
-        self.name = name if name is not None else registry.unique_name(self.default_name)
-        self.events = self._new_event_log()
-        self._errors = []  # exceptions from handlers, raised again by stop()
-        self._stopped = False
-        self._stop_lock = threading.Lock()
-        self._threads = []
-        # The socketpair wakes the serving thread out of its selector.
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        family, sockaddr = _family_for(host, port, self._socktype)
-        self.sock = socket.socket(family, self._socktype)
-        try:
-            self._bind_and_listen(sockaddr)
-        except BaseException:
-            self._close_sockets()
-            raise
+    def __init__(self, *, name=None, host="127.0.0.1", port=0):
+        self.events = self.log_class()
+        self.sock = None
+        self._host, self._port = host, port
+        super().__init__(name)  # claims the name, calls open(), starts serve()
+
+    def open(self):
+        self.sock = bound_socket(self._host, self._port, self.socktype)
         self.address = self.sock.getsockname()[:2]  # (host, port) for connect()
-        registry.register(self)  # stops a namesake before we start
-        self._start_thread(self._serve, f"socklab {self.name}")
 
-    # -- what subclasses provide ------------------------------------------
-    _socktype = None
-
-    def _new_event_log(self):
-        return EventLog()
-
-    def _bind_and_listen(self, sockaddr):
-        raise NotImplementedError
-
-    def _serve(self):
-        raise NotImplementedError
-
-    # -- shared machinery ---------------------------------------------------
     @property
     def host(self):
         return self.address[0]
@@ -225,75 +225,24 @@ class _Server:
     def port(self):
         return self.address[1]
 
-    @property
-    def alive(self):
-        """True until stop() has been called."""
-        return not self._stopped
-
-    def _start_thread(self, target, name, *args):
-        thread = threading.Thread(target=target, name=name, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _keep_error(self, exc, conn=0):
+    def keep_error(self, exc, conn=0):
         self.events.add("error", conn, detail=f"{type(exc).__name__}: {exc}")
-        self._errors.append(exc)
+        super().keep_error(exc)
 
-    def _wait_readable(self, selector):
-        """Block until the socket is readable; False once stop() has woken us."""
-        ready = selector.select()
-        return all(key.fileobj is not self._wake_reader for key, _ in ready)
+    def wake(self):
+        self.events.add("stop")  # stop() calls wake() once, first
+        super().wake()
 
-    def _close_sockets(self):
-        for sock in (self.sock, self._wake_reader, self._wake_writer):
-            sock.close()
-
-    def _wake_everyone(self):
-        self._wake_writer.send(b"x")
-
-    def stop(self, timeout=STOP_TIMEOUT):
-        """Stop serving, close every socket, join every thread.
-
-        Safe to call more than once (later calls do nothing).  Raises
-        RuntimeError if a thread is still alive after ``timeout`` seconds (a
-        handler stuck outside socket calls), and raises again the first exception
-        a handler raised while the server ran.
-        """
-        with self._stop_lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self.events.add("stop")
-        self._wake_everyone()
-        stuck = self._join(timeout)
-        self._close_sockets()
-        registry.unregister(self)
-        if stuck:
-            raise RuntimeError(
-                f"{self.name}: thread(s) still running {timeout:g} s after stop(): "
-                + ", ".join(stuck)
-            )
-        if self._errors:
-            first = self._errors[0]
-            if len(self._errors) > 1 and hasattr(first, "add_note"):
-                first.add_note(f"({len(self._errors) - 1} more error(s) in srv.events)")
-            raise first
-
-    def _join(self, timeout):
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
 
     def __repr__(self):
         state = "running" if self.alive else "stopped"
         return f"<{type(self).__name__} {self.name!r} {self.kind} on {self.host}, {state}>"
 
 
-class TCPServer(_Server):
+class TCPServer(Server):
     """Accept TCP connections and run ``handler(conn)`` for each in its own thread.
 
     ``conn`` is a Connection: use it like a connected socket.  When the handler
@@ -302,19 +251,17 @@ class TCPServer(_Server):
 
     kind = "tcp"
     default_name = "tcp"
-    _socktype = socket.SOCK_STREAM
+    socktype = socket.SOCK_STREAM
 
     def __init__(self, handler, *, name=None, host="127.0.0.1", port=0):
+        self.handler = handler
         self._connections = {}  # number -> Connection, open ones only
         self._connections_lock = threading.Lock()
         self._accepted = 0
-        super().__init__(handler, name=name, host=host, port=port)
+        super().__init__(name=name, host=host, port=port)
 
-    def _bind_and_listen(self, sockaddr):
-        # Restarting a lesson's server on a fixed port would otherwise fail with
-        # "Address already in use" while old connections sit in TIME_WAIT.
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(sockaddr)
+    def open(self):
+        super().open()
         self.sock.listen(socket.SOMAXCONN)  # the kernel caps it at net.core.somaxconn
 
     @property
@@ -323,26 +270,34 @@ class TCPServer(_Server):
         with self._connections_lock:
             return len(self._connections)
 
-    def _serve(self):
+    def serve(self):
         """The accept loop: runs in its own thread until stop()."""
         self.events.add("listen")
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.sock, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            while self._wait_readable(selector):
-                try:
-                    sock, peer = self.sock.accept()
-                except OSError as exc:  # e.g. EMFILE: too many open files
-                    self._keep_error(exc)
-                    continue
-                self._accepted += 1
-                conn = Connection(sock, self._accepted, peer, self.events)
-                with self._connections_lock:
-                    self._connections[conn.number] = conn
-                self.events.add("accept", conn.number, peer=peer)
-                self._start_thread(
-                    self._serve_connection, f"socklab {self.name} conn {conn.number}", conn
-                )
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.sock, selectors.EVENT_READ)
+                selector.register(self.wake_reader, selectors.EVENT_READ)
+                while self.wait_readable(selector):
+                    self._accept()
+        finally:
+            # No connection can appear any more: wake the ones still open.
+            with self._connections_lock:
+                still_open = list(self._connections.values())
+            for conn in still_open:
+                conn._wake()
+
+    def _accept(self):
+        try:
+            sock, peer = self.sock.accept()
+        except OSError as exc:  # e.g. EMFILE: too many open files
+            self.keep_error(exc)
+            return
+        self._accepted += 1
+        conn = Connection(sock, self._accepted, peer, self.events)
+        with self._connections_lock:
+            self._connections[conn.number] = conn
+        self.events.add("accept", conn.number, peer=peer)
+        self.spawn(self._serve_connection, f"socklab {self.name} conn {conn.number}", conn)
 
     def _serve_connection(self, conn):
         try:
@@ -352,30 +307,17 @@ class TCPServer(_Server):
                 conn._record("reset", detail=type(exc).__name__)
         except OSError as exc:
             if not conn.stopping:  # a socket shut down by stop() is expected to fail
-                self._keep_error(exc, conn.number)
+                self.keep_error(exc, conn.number)
         except Exception as exc:
-            self._keep_error(exc, conn.number)
+            self.keep_error(exc, conn.number)
         finally:
             conn.close()
             with self._connections_lock:
                 self._connections.pop(conn.number, None)
             conn._record("close")
 
-    def _join(self, timeout):
-        deadline = time.monotonic() + timeout
-        accept_thread = self._threads[0]
-        accept_thread.join(timeout)
-        # The accept thread has ended, so no new connection can appear now.
-        with self._connections_lock:
-            open_connections = list(self._connections.values())
-        for conn in open_connections:
-            conn._wake()
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return [thread.name for thread in self._threads if thread.is_alive()]
 
-
-class UDPServer(_Server):
+class UDPServer(Server):
     """Receive datagrams; reply with whatever ``handler(data, peer)`` returns.
 
     The handler returns bytes to send back to ``peer``, or None for no reply.
@@ -384,21 +326,19 @@ class UDPServer(_Server):
 
     kind = "udp"
     default_name = "udp"
-    _socktype = socket.SOCK_DGRAM
+    socktype = socket.SOCK_DGRAM
 
     def __init__(self, handler, *, name=None, host="127.0.0.1", port=0):
+        self.handler = handler
         self._peers = {}  # peer address -> its number in the event log
-        super().__init__(handler, name=name, host=host, port=port)
+        super().__init__(name=name, host=host, port=port)
 
-    def _bind_and_listen(self, sockaddr):
-        self.sock.bind(sockaddr)
-
-    def _serve(self):
+    def serve(self):
         self.events.add("bound")
         with selectors.DefaultSelector() as selector:
             selector.register(self.sock, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            while self._wait_readable(selector):
+            selector.register(self.wake_reader, selectors.EVENT_READ)
+            while self.wait_readable(selector):
                 self._serve_datagram()
 
     def _serve_datagram(self):
@@ -412,7 +352,7 @@ class UDPServer(_Server):
         try:
             reply = self.handler(data, peer)
         except Exception as exc:
-            self._keep_error(exc, number)
+            self.keep_error(exc, number)
             return
         if reply is None:
             return
@@ -421,10 +361,6 @@ class UDPServer(_Server):
             self.sock.sendto(reply, peer)
         except OSError as exc:
             self.events.add("error", number, detail=f"{type(exc).__name__}: {exc}", party="peer")
-
-    def _join(self, timeout):
-        self._threads[0].join(timeout)
-        return [thread.name for thread in self._threads if thread.is_alive()]
 
 
 class TCPEchoServer(TCPServer):

@@ -267,6 +267,79 @@ def test_named_server_replaces_its_namesake():
     new.stop()
 
 
+def test_rerun_on_a_fixed_port_replaces_the_running_server():
+    # The re-run of a cell that serves on a fixed port: the namesake must let go
+    # of the port before the new server binds it.  Its connection is still open
+    # when it stops, so the server closes first and the port's connection waits
+    # in TIME_WAIT: binding again needs SO_REUSEADDR as well.
+    old = socklab.serve(socklab.servers.echo_handler, name="fixed")
+    port = old.port
+    client = socket.create_connection(old.address, timeout=TIMEOUT)
+    client.sendall(b"x")
+    assert client.recv(1) == b"x"
+    new = socklab.serve(socklab.servers.echo_handler, name="fixed", port=port)
+    assert not old.alive and new.port == port
+    assert client.recv(1) == b""  # the old server closed its side first
+    client.close()
+    assert _state_of_port(port, "time-wait"), "the old connection should be in TIME_WAIT"
+    with socket.create_connection(new.address, timeout=TIMEOUT) as again:
+        again.sendall(b"y")
+        assert again.recv(1) == b"y"
+    new.stop()
+
+
+def _state_of_port(port, state):
+    """True if `ss` lists a TCP socket on local port ``port`` in ``state``."""
+    listed = subprocess.run(
+        ["ss", "-Htn", "state", state, f"( sport = :{port} )"],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout
+    return bool(listed.strip())
+
+
+def test_a_namesake_that_fails_to_stop_leaves_the_new_server_unopened(no_leaks):
+    def broken(conn):
+        conn.recv(10)
+        raise ValueError("bug in handler")
+
+    old = socklab.serve(broken, name="buggy")
+    with socket.create_connection(old.address, timeout=TIMEOUT) as client:
+        client.sendall(b"x")
+        old.events.wait_for("error")
+    with pytest.raises(ValueError, match="bug in handler"):
+        socklab.serve(socklab.servers.echo_handler, name="buggy", port=old.port)
+    # Nothing of the new server was opened: no listener is left on the port.
+    assert not _state_of_port(old.port, "listening")
+    assert socklab.running() == []
+
+
+def test_failing_to_bind_leaks_nothing(no_leaks):
+    with socklab.TCPEchoServer() as holder:
+        with pytest.raises(OSError):
+            socklab.UDPEchoServer(port=-1)
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        try:
+            with pytest.raises(OSError):  # EADDRINUSE: not the server's own port
+                socklab.TCPEchoServer(port=blocker.getsockname()[1])
+        finally:
+            blocker.close()
+        assert socklab.running() == [holder]
+
+
+def test_finished_connection_threads_are_not_kept():
+    with socklab.TCPEchoServer() as srv:
+        for number in range(1, 501):
+            with socket.create_connection(srv.address, timeout=TIMEOUT) as client:
+                client.sendall(b"x")
+                assert client.recv(1) == b"x"
+            srv.events.wait_for("close", count=number)
+        held = srv._threads
+        # The accept thread, and at most the last connection's thread, which is
+        # dropped when the next connection starts one.
+        assert len(held) <= 2, f"{len(held)} Thread objects held after 500 connections"
+
+
 def test_stop_is_idempotent_and_running_tracks_it():
     srv = socklab.UDPEchoServer(name="u")
     assert socklab.running() == [srv]

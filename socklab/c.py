@@ -9,6 +9,7 @@ well from a script or a test:
     c.run("hello", args=["world"])        # waits, shows output as it comes
     srv = c.start("echo_server")          # background; waits for "LISTENING <port>"
     srv.address                           # ('127.0.0.1', <port>)
+    srv.wait_for_output("accepted")       # until it prints that; no sleeping
     srv.stop()                            # SIGTERM, then SIGKILL
 
 Why it is built this way:
@@ -300,19 +301,26 @@ def run(name, args=(), timeout=RUN_TIMEOUT, input=None, echo=True, check=True):
     """Run a compiled program and wait for it (at most ``timeout`` seconds).
 
     With ``echo`` its stdout and stderr are written to ours as they come, so a
-    notebook shows the output line by line.  Returns a Completed record; with
-    ``check`` a non-zero exit or a signal raises ProgramFailed instead.
+    notebook shows the output line by line.  ``input`` (bytes or text) is fed to
+    its stdin.  Returns a Completed record; with ``check`` a non-zero exit or a
+    signal raises ProgramFailed instead.
     """
-    process = _popen(name, args, subprocess.PIPE if input is not None else subprocess.DEVNULL)
-    if input is not None:
-        process.stdin.write(input.encode() if isinstance(input, str) else input)
-        process.stdin.close()
+    if isinstance(input, str):
+        input = input.encode()
     out, err = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
+    process = _popen(name, args, subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ, (out, sys.stdout))
             selector.register(process.stderr, selectors.EVENT_READ, (err, sys.stderr))
+            if input is not None:
+                # Fed in the same loop that reads its output, as Popen.communicate()
+                # does: a filter that writes while it reads fills its stdout pipe and
+                # waits for us, so one blocking write of everything would wait for it
+                # in turn, for ever.  Non-blocking: a write takes what fits, never waits.
+                os.set_blocking(process.stdin.fileno(), False)
+                selector.register(process.stdin, selectors.EVENT_WRITE, memoryview(input))
             while selector.get_map():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -322,6 +330,9 @@ def run(name, args=(), timeout=RUN_TIMEOUT, input=None, echo=True, check=True):
                         "is it waiting for something (accept(), recv()) that never comes?"
                     )
                 for key, _ in selector.select(remaining):
+                    if key.fileobj is process.stdin:
+                        _feed(selector, key)
+                        continue
                     chunk = os.read(key.fileobj.fileno(), 65536)
                     if not chunk:
                         selector.unregister(key.fileobj)
@@ -334,12 +345,29 @@ def run(name, args=(), timeout=RUN_TIMEOUT, input=None, echo=True, check=True):
         returncode = process.wait(max(0.1, deadline - time.monotonic()))
     finally:
         _end(process)  # on an interrupt (KeyboardInterrupt) too: no orphan
-        process.stdout.close()
-        process.stderr.close()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
     result = Completed(name, returncode, out, err)
     if check and returncode != 0:
         raise ProgramFailed(name, returncode, result.stdout, result.stderr)
     return result
+
+
+def _feed(selector, key):
+    """Write to a program's stdin what its pipe takes now; close it after the last byte."""
+    try:
+        written = os.write(key.fd, key.data[:65536])
+    except BlockingIOError:  # full again already: wait for the next turn
+        return
+    except BrokenPipeError:  # it ended (or closed stdin) without reading it all
+        written = len(key.data)
+    rest = key.data[written:]
+    if rest:
+        selector.modify(key.fileobj, selectors.EVENT_WRITE, rest)
+    else:
+        selector.unregister(key.fileobj)
+        key.fileobj.close()  # end of file: the program's read() returns 0
 
 
 class CProgram:
@@ -347,7 +375,8 @@ class CProgram:
 
     ``address`` is ("127.0.0.1", port) from its ``LISTENING <port>`` line,
     ``output`` what it printed so far (stdout and stderr, in order), ``pid`` its
-    process id.  ``stop()`` ends it: safe to call more than once.
+    process id.  ``wait_for_output(text)`` waits until it has printed ``text``.
+    ``stop()`` ends it: safe to call more than once.
     """
 
     def __init__(self, name, args=(), ready_timeout=READY_TIMEOUT, host="127.0.0.1"):
@@ -356,7 +385,10 @@ class CProgram:
         self.host = host
         self.port = None
         self._output = bytearray()
-        self._lock = threading.Lock()
+        self._open_pipes = 2  # stdout and stderr; 0 once it can print nothing more
+        # Guards port, _output and _open_pipes; the readers notify it at each line
+        # and when a pipe closes, which wakes wait_for_output().
+        self._changed = threading.Condition()
         self._ready = threading.Event()
         self._stopped = False
         self.returncode = None
@@ -385,14 +417,18 @@ class CProgram:
     def _collect(self, pipe):
         """Reader thread: keep what the program prints; notice LISTENING <port>."""
         for line in iter(pipe.readline, b""):
-            with self._lock:
+            with self._changed:
                 self._output += line
                 match = self.port is None and LISTENING.match(line)
                 if match:
                     self.port = int(match[1])
+                self._changed.notify_all()
             if match:
                 self._ready.set()
         pipe.close()
+        with self._changed:
+            self._open_pipes -= 1
+            self._changed.notify_all()
         if pipe is self._process.stdout:
             self._ready.set()  # stdout closed (it exited): start() must not wait on
 
@@ -402,8 +438,32 @@ class CProgram:
 
     @property
     def output(self):
-        with self._lock:
+        with self._changed:
             return self._output.decode(errors="replace")
+
+    def wait_for_output(self, pattern, timeout=5.0):
+        r"""Wait until the output so far contains ``pattern``; return the re.Match.
+
+        ``pattern`` is plain text, or a compiled regular expression such as
+        ``re.compile(r"(.*\n){7}")`` (seven lines).  The readers wake this wait at
+        each line the program prints (whole lines only: a line shows once it
+        ends), so a cell needs no loop that sleeps and looks again.  Raises
+        TimeoutError, with the output seen, after ``timeout`` seconds -- or at
+        once if the program has ended without printing it.
+        """
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
+
+        def seen():
+            return regex.search(self._output.decode(errors="replace"))
+
+        with self._changed:
+            self._changed.wait_for(lambda: seen() or not self._open_pipes, timeout)
+            match, ended, output = seen(), not self._open_pipes, self.output
+        if match:
+            return match
+        why = "it ended without printing it" if ended else f"not within {timeout:g} s"
+        shown = pattern.pattern if regex is pattern else pattern
+        raise TimeoutError(f"{self.name} did not print {shown!r} ({why}).  Its output:\n{output}")
 
     @property
     def alive(self):

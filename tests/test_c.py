@@ -7,7 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import re
 import textwrap
+import threading
 import time
 
 import pytest
@@ -204,6 +206,70 @@ def test_run_time_limit_kills_the_program():
     assert set(children()) - before == set()
 
 
+def within(limit, function, *args, **kwargs):
+    """``function(*args, **kwargs)``, or a failed test if it has not returned in ``limit`` s.
+
+    It runs in a daemon thread, so a hang fails the test instead of hanging the
+    whole run (a hung program then dies with this process: PR_SET_PDEATHSIG).
+    """
+    outcome = []
+
+    def call():
+        try:
+            outcome.append((function(*args, **kwargs), None))
+        except BaseException as exc:
+            outcome.append((None, exc))
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert outcome, f"{function.__name__}() had not returned after {limit} s"
+    [(result, error)] = outcome
+    if error is not None:
+        raise error
+    return result
+
+
+COPY_IN_4K_PIECES = r"""#include <unistd.h>
+
+int main(void)
+{
+    char piece[4096];
+    ssize_t n;
+    while ((n = read(0, piece, sizeof piece)) > 0)
+        if (write(1, piece, n) != n)
+            return 1;
+    return n < 0;
+}
+"""
+
+
+def test_a_filter_gets_more_input_than_a_pipe_holds():
+    """The first filter a learner writes: its stdin is fed while its stdout is read.
+
+    1 MiB fills both 64 KiB pipes, so written all at once before reading, the
+    input would wait for the program and the program for us.
+    """
+    c.compile(COPY_IN_4K_PIECES, "copy4k")
+    data = os.urandom(1 << 20)
+    done = within(TIMEOUT, c.run, "copy4k", input=data, timeout=TIMEOUT, echo=False)
+    assert done.stdout_bytes == data
+
+
+def test_a_program_that_never_reads_its_input_still_has_a_time_limit():
+    c.compile("#include <unistd.h>\nint main(void) { sleep(60); return 0; }\n", "deaf")
+    before = set(children())
+    with pytest.raises(TimeoutError, match="more than 2 s"):
+        within(2 + 5, c.run, "deaf", input=b"x" * (1 << 20), timeout=2, echo=False)
+    assert set(children()) - before == set()
+
+
+def test_a_program_that_exits_without_reading_its_input_is_no_error():
+    c.compile("int main(void) { return 0; }\n", "early")
+    done = within(TIMEOUT, c.run, "early", input=b"x" * (1 << 20), echo=False)
+    assert done.returncode == 0
+
+
 def test_start_fails_clearly_when_no_listening_line_comes():
     c.compile('#include <stdio.h>\nint main(void) { puts("oops"); return 4; }\n', "quitter")
     with pytest.raises(c.ProgramFailed, match="exited with status 4"):
@@ -281,6 +347,66 @@ def test_without_gcc_the_message_says_how_to_get_one(tmp_path):
     assert "sudo apt-get install gcc" in done.stdout
     assert "xcode-select --install" in done.stdout
     assert "conda install -c conda-forge c-compiler" in done.stdout
+
+
+# ------------------------------------------------------------ waiting for output
+
+
+TICKER = r"""#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    printf("LISTENING 1\n");  /* start() waits for it; nobody connects */
+    fflush(stdout);
+    for (int i = 1; i <= 3; i++) {
+        usleep(100000);
+        printf("tick %d\n", i);
+        fflush(stdout);
+    }
+    if (argc > 1 && strcmp(argv[1], "quit") == 0) {
+        usleep(500000);  /* ends a while after its last line, not with it */
+        return 0;
+    }
+    pause();
+    return 0;
+}
+"""
+
+
+def test_wait_for_output_returns_once_the_text_is_printed():
+    c.compile(TICKER, "ticker")
+    with c.start("ticker") as ticker:
+        started = time.monotonic()
+        assert ticker.wait_for_output("tick 3", timeout=60)[0] == "tick 3"
+        assert time.monotonic() - started < TIMEOUT, "not woken by the line it waited for"
+        assert ticker.output.endswith("tick 1\ntick 2\ntick 3\n")
+        lines = ticker.wait_for_output(re.compile(r"(.*\n){4}"), timeout=TIMEOUT)
+        assert lines[0] == "LISTENING 1\ntick 1\ntick 2\ntick 3\n"
+
+
+def test_wait_for_output_times_out_showing_what_was_printed():
+    c.compile(TICKER, "ticker")
+    with c.start("ticker") as ticker:
+        ticker.wait_for_output("tick 3", timeout=TIMEOUT)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"'tick 4' \(not within 0.5 s\)") as caught:
+            ticker.wait_for_output("tick 4", timeout=0.5)
+        assert 0.5 <= time.monotonic() - started < TIMEOUT
+        assert "tick 3" in str(caught.value)
+
+
+def test_wait_for_output_stops_waiting_when_the_program_ends():
+    c.compile(TICKER, "ticker")
+    with c.start("ticker", ["quit"]) as ticker:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="ended without printing it"):
+            ticker.wait_for_output("tick 4", timeout=60)
+        assert time.monotonic() - started < TIMEOUT, "not woken when its output closed"
+        # the text is a substring, not a regular expression: "." is a dot
+        with pytest.raises(TimeoutError):
+            ticker.wait_for_output("tick.1")
 
 
 # ------------------------------------------------------------ no orphans
@@ -400,37 +526,56 @@ def test_magic_compile_error_raises_with_gccs_text(shell):
         shell.run_cell_magic("c", "bad --compile-only", "int main(void) { return x; }\n")
 
 
-def test_interrupting_a_foreground_program_leaves_no_orphan(tmp_path):
-    """Kernel > Interrupt sends SIGINT to the kernel: run() must end its program."""
-    script = textwrap.dedent(
-        """
-        import signal
-        import socklab.c as c
-        # As a Jupyter kernel does: SIGINT raises KeyboardInterrupt, even where
-        # the test runs as a background job (those start with SIGINT ignored).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        c.compile("#include <unistd.h>\\nint main(void) { pause(); return 0; }\\n", "waiter")
-        try:
-            c.run("waiter", timeout=60)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + TIMEOUT
-    waiter = None
-    while waiter is None and time.monotonic() < deadline:
-        for pid in os.listdir("/proc"):
-            if pid.isdigit() and alive(pid):
-                try:
-                    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-                except OSError:
-                    continue
-                if "(waiter)" in stat and stat.rsplit(")", 1)[1].split()[1] == str(process.pid):
-                    waiter = int(pid)
-        time.sleep(0.05)
-    assert waiter, "the C program did not start"
-    process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=TIMEOUT)
-    assert out == "interrupted\n"
-    assert wait_until_gone(waiter)
+WAITER = r"""#include <stdio.h>
+#include <unistd.h>
+
+int main(void)
+{
+    printf("waiting %d\n", (int)getpid());
+    fflush(stdout);
+    pause();
+    return 0;
+}
+"""
+
+INTERRUPTED_KERNEL = textwrap.dedent(
+    """
+    import signal, sys
+    import socklab.c as c
+    # As a Jupyter kernel does: SIGINT raises KeyboardInterrupt, even where
+    # the test runs as a background job (those start with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    c.compile(sys.argv[1], "waiter")
+    try:
+        c.run("waiter", timeout=60)  # echoes "waiting <pid>": run() is in its loop
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    sys.stdin.read()  # a kernel lives on after an interrupt; so do we, until told
+    """
+)
+
+
+def test_interrupting_a_foreground_program_ends_it_before_run_returns():
+    """Kernel > Interrupt sends SIGINT to the kernel: run() must end its program.
+
+    The program must be gone while the "kernel" still lives: once the Python
+    process exits, PR_SET_PDEATHSIG ends the program anyway, and would hide a
+    run() that forgot to.
+    """
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTED_KERNEL, WAITER],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(TIMEOUT, process.kill)  # a hang fails, not hangs
+    watchdog.start()
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("waiting "), f"the C program did not start: {line!r}"
+        waiter = int(line.split()[1])
+        process.send_signal(signal.SIGINT)
+        assert process.stdout.readline() == "interrupted\n"
+        assert not alive(waiter), "KeyboardInterrupt left run() with its program running"
+        assert process.poll() is None, "looked too late: the 'kernel' had exited"
+    finally:
+        watchdog.cancel()
+        process.stdin.close()
+        process.wait(TIMEOUT)
+        process.stdout.close()

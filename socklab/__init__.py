@@ -18,7 +18,7 @@ compiles the cell with gcc and runs it (see socklab.c and socklab.magic).
 Run ``python -m socklab doctor`` to see what works on this machine.
 """
 
-from . import c, capture, checks, doctor, trace
+from . import c, capture, checks, doctor, explore, trace
 from .events import Event, EventLog
 from .progress import Progress
 from .registry import running, stop_all
@@ -46,6 +46,7 @@ __all__ = [
     "capture",
     "checks",
     "doctor",
+    "explore",
     "trace",
     "running",
     "serve",

@@ -1,8 +1,9 @@
 """Widgets for trying things by hand: a chat console, a recv() explorer, a UDP explorer.
 
-Each widget is a thin face (ipywidgets) over plain functions that do the work with
-real sockets, so that tests drive them without a browser -- by setting ``.value``
-and calling ``.click()`` -- and a learner can read what a button really does.
+Each widget is a thin face (ipywidgets) over plain functions of socklab.explore
+that do the work with real sockets, so that tests drive them without a browser
+-- by setting ``.value`` and calling ``.click()`` -- and a learner can read what
+a button really does.
 
 Callbacks of buttons and sliders run in the kernel's main thread, one at a time,
 so they may update the widgets directly.  Nothing here writes to an Output widget
@@ -10,26 +11,27 @@ from another thread; where text is added to one, ``Output.append_stdout`` is use
 which works from any thread and needs no ``with out:`` block.
 """
 
-import codecs
-import fcntl
 import socket
-import struct
-import termios
-import time
-import unicodedata
 
 import ipywidgets as widgets
 
 from . import registry
+from .explore import (
+    REPLY_TIMEOUT,
+    chunks_received,
+    describe_chunks,
+    describe_replies,
+    read_reply,
+    split_evenly,
+    udp_experiment,
+)
 from .servers import TCPEchoServer
 
 __all__ = [
-    "ChatConsole", "chat", "chunks_received", "describe_chunks", "RecvExplorer", "split_evenly",
-    "udp_experiment", "describe_replies", "UDPExplorer", "labelled",
+    "ChatConsole", "chat", "RecvExplorer", "UDPExplorer", "labelled",
+    # At home in socklab.explore; lessons 07 and 09 call them as socklab.ui.NAME.
+    "chunks_received", "split_evenly", "udp_experiment", "describe_replies",
 ]
-
-REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
-REPLY_QUIET = 0.2  # then: the reply is complete when nothing more comes for this long
 
 
 def _mimebundle(widget, title, **kwargs):
@@ -61,31 +63,6 @@ def _replace_text(output, text):
     """Show ``text`` in an Output widget instead of what it showed before."""
     output.outputs = ()
     output.append_stdout(text if text.endswith("\n") else text + "\n")
-
-
-def read_reply(sock, first_timeout=REPLY_TIMEOUT, quiet=REPLY_QUIET):
-    """Read a reply of unknown length: wait for the first bytes, then for a pause.
-
-    A stream has no message boundaries (lesson 09), so a console that talks to any
-    server can only guess where a reply ends.  It takes what arrives until the
-    server has been quiet for ``quiet`` seconds.  Returns b"" if the server
-    closed, None if nothing came at all.
-    """
-    sock.settimeout(first_timeout)
-    try:
-        reply = sock.recv(65536)
-    except socket.timeout:
-        return None
-    sock.settimeout(quiet)
-    while reply:
-        try:
-            more = sock.recv(65536)
-        except socket.timeout:
-            break
-        if not more:
-            break
-        reply += more
-    return reply
 
 
 class ChatConsole:
@@ -187,85 +164,6 @@ def chat(server=None):
 # -------------------------------------------------------------- recv() explorer
 
 
-def split_evenly(data, parts):
-    """``data`` cut into ``parts`` pieces of (nearly) equal size, none of them empty."""
-    parts = max(1, min(parts, len(data)))
-    size, extra = divmod(len(data), parts)
-    pieces, start = [], 0
-    for number in range(parts):
-        end = start + size + (number < extra)
-        pieces.append(data[start:end])
-        start = end
-    return pieces
-
-
-def _bytes_waiting(sock):
-    """How many bytes wait in the kernel's receive buffer (FIONREAD, man 7 tcp)."""
-    raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-    return struct.unpack("i", raw)[0]
-
-
-def chunks_received(data, bufsize, sends=1):
-    """Send ``data`` over a real TCP connection on loopback; return the recv(bufsize) pieces.
-
-    The sender makes ``sends`` send() calls (the data cut evenly; TCP_NODELAY,
-    so each goes out as a segment of its own), then closes its side.  Only when
-    every byte has arrived does the reader start: it calls recv(bufsize) until
-    it returns b''.  So the answer never depends on timing -- and it shows that
-    each recv() returns at most ``bufsize`` bytes, whatever the send() calls were.
-    """
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        with socket.create_connection(listener.getsockname(), timeout=5) as writer:
-            writer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            reader, _ = listener.accept()
-            with reader:
-                reader.settimeout(5)
-                for piece in split_evenly(data, sends):
-                    writer.sendall(piece)
-                writer.shutdown(socket.SHUT_WR)
-                deadline = time.monotonic() + 5
-                while _bytes_waiting(reader) < len(data) and time.monotonic() < deadline:
-                    time.sleep(0.001)  # loopback delivers at once; this is a safety net
-                chunks = []
-                while chunk := reader.recv(bufsize):
-                    chunks.append(chunk)
-    return chunks
-
-
-def _width(text):
-    """Columns ``text`` takes in a monospaced font: most Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _table(rows):
-    """Rows of cells as lines of text, each column as wide as its widest cell."""
-    widths = [max(_width(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return ["  ".join(cell + " " * (width - _width(cell))
-                      for cell, width in zip(row, widths)).rstrip()
-            for row in rows]
-
-
-def describe_chunks(chunks):
-    """A table, one line per chunk: its bytes, a naive decode, an incremental decode.
-
-    Decoding each chunk on its own fails when a multi-byte UTF-8 character is
-    split between two chunks; an incremental decoder keeps the incomplete bytes
-    and finishes the character with the next chunk.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    rows = [("recv", "bytes", "piece.decode()", "incremental decoder")]
-    for number, chunk in enumerate(chunks, 1):
-        try:
-            naive = repr(chunk.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            naive = f"UnicodeDecodeError: {exc.reason}"
-        text = decoder.decode(chunk)
-        pending = len(decoder.getstate()[0])
-        kept = f" + {pending} byte{'' if pending == 1 else 's'} kept" if pending else ""
-        rows.append((f"#{number}", repr(chunk), naive, repr(text) + kept))
-    return "\n".join(_table(rows))
-
-
 class RecvExplorer:
     """A message, how many send() calls carry it, a recv() size; the pieces the reader gets."""
 
@@ -311,49 +209,6 @@ class RecvExplorer:
 
 
 # -------------------------------------------------------------- UDP explorer
-
-
-def _copies(fates):
-    """How many datagrams a flow delivers, given each one's fate."""
-    return sum({"drop": 0, "duplicate": 2}.get(fate, 1) for fate in fates)
-
-
-def udp_experiment(count=20, loss=0.2, duplicate=0.05, reorder=0.1, seed=1):
-    """Send ``count`` numbered datagrams through a LossyRelay to an echo server.
-
-    Returns the numbers of the replies in the order they arrived.  The relay
-    decides every datagram's fate (both ways) from ``seed``, so the same settings
-    give the same answer every time.  Rather than waiting for a guessed time, it
-    counts: after the requests, the relay's fates say how many reach the server;
-    the server answers each; the fates of the replies say how many come back.
-    """
-    from .relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, LossyRelay
-    from .servers import UDPEchoServer
-
-    with UDPEchoServer(name="udp-explorer-echo") as server, \
-            LossyRelay(server.address, loss=loss, duplicate=duplicate, reorder=reorder,
-                       delay=(0.0, 0.002), seed=seed, name="udp-explorer-relay") as relay, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        client.settimeout(REPLY_TIMEOUT)
-        for number in range(1, count + 1):
-            client.sendto(b"%d" % number, relay.address)
-        relay.wait_for_datagrams(count, CLIENT_TO_SERVER)
-        at_server = _copies(relay.fates(CLIENT_TO_SERVER))
-        relay.wait_for_datagrams(at_server, SERVER_TO_CLIENT)
-        back = _copies(relay.fates(SERVER_TO_CLIENT))
-        return [int(client.recvfrom(100)[0]) for _ in range(back)]
-
-
-def describe_replies(count, replies):
-    """What happened to datagrams 1..count, told from the replies that came back."""
-    lost = [n for n in range(1, count + 1) if n not in replies]
-    twice = sorted({n for n in replies if replies.count(n) > 1})
-    late = [n for i, n in enumerate(replies) if any(m > n for m in replies[:i])]
-    return "\n".join([
-        f"sent     {' '.join(map(str, range(1, count + 1)))}",
-        f"received {' '.join(map(str, replies))}",
-        f"lost: {lost or 'none'}   twice: {twice or 'none'}   out of order: {late or 'none'}",
-    ])
 
 
 class UDPExplorer:

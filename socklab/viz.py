@@ -16,13 +16,12 @@ Everything is built in two steps, so tests check the first without pixels:
 draws them with matplotlib.  Likewise ``tcp_states()`` and ``state_chart()``.
 """
 
-import re
 import typing
 
 import matplotlib.pyplot as plt
 
 from . import capture as capturing
-from . import trace as tracing
+from .explore import watch  # the old home of watch(): lessons 00 and 03 call socklab.viz.watch
 
 __all__ = ["Row", "watch", "segment_rows", "sequence_rows", "sequence_diagram", "tcp_states", "state_chart"]
 
@@ -49,24 +48,6 @@ class Row(typing.NamedTuple):
     lane: str
     label: str
     time: float
-
-
-def watch(code, timeout=20):
-    """Run a self-contained Python snippet under strace, capturing its packets too.
-
-    Returns (trace, capture); capture is None where this process may not
-    capture packets (not root, no CAP_NET_RAW).  The capture keeps only the ports
-    the snippet used -- read from the addresses in its bind(), connect() and
-    getsockname() calls -- so Jupyter's own loopback traffic stays out.
-    """
-    if not capturing.can_capture():
-        return tracing.trace_python(code, timeout=timeout), None
-    with capturing.Capture() as cap:
-        trace = tracing.trace_python(code, timeout=timeout)
-    ports = {int(port) for record in trace
-             for port in re.findall(r"sin6?_port=htons\((\d+)\)", record.args)}
-    cap.ports.update(ports - {0})
-    return trace, cap
 
 
 def _first_fd(record):

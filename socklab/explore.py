@@ -1,0 +1,221 @@
+"""Small experiments on real sockets, whose answers the lessons show and explain.
+
+The widgets of socklab.ui and the diagrams of socklab.viz are faces over these
+functions; a script or a test calls them with nothing but the standard library:
+
+    from socklab import explore
+    explore.chunks_received("你好".encode(), 4)    # [b'\\xe4\\xbd\\xa0\\xe5', b'\\xa5\\xbd']
+    print(explore.describe_chunks(_))              # why piece.decode() fails on them
+    explore.udp_experiment(20, loss=0.2, seed=1)   # the numbers that came back, in order
+    trace, capture = explore.watch(code)           # a snippet's system calls and packets
+
+How it is built, and why:
+
+* **Answers that do not depend on timing**, so that a lesson can store them and
+  the course's tests compare them on every run.  chunks_received() reads only
+  once every byte has arrived; udp_experiment() counts datagrams instead of
+  waiting a guessed time, and its relay decides every fate from a seed.
+* **Everything is stopped and closed before a function returns**: each
+  experiment starts its own server or listener on port 0 of 127.0.0.1 and stops
+  it again, so nothing is left in socklab.running().
+* **Every wait has a time limit**: REPLY_TIMEOUT, ARRIVAL_TIMEOUT, or a
+  ``timeout`` argument.
+"""
+
+import codecs
+import re
+import select
+import socket
+import unicodedata
+
+from . import capture as capturing
+from . import trace as tracing
+from .relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, LossyRelay
+from .servers import UDPEchoServer
+
+__all__ = [
+    "REPLY_TIMEOUT", "REPLY_QUIET", "read_reply", "split_evenly", "chunks_received",
+    "describe_chunks", "udp_experiment", "describe_replies", "watch",
+]
+
+REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
+REPLY_QUIET = 0.2  # then: the reply is complete when nothing more comes for this long
+ARRIVAL_TIMEOUT = 5.0  # seconds chunks_received() waits for its bytes to cross loopback
+
+
+def read_reply(sock, first_timeout=REPLY_TIMEOUT, quiet=REPLY_QUIET):
+    """Read a reply of unknown length: wait for the first bytes, then for a pause.
+
+    A stream has no message boundaries (lesson 09), so a console that talks to any
+    server can only guess where a reply ends.  It takes what arrives until the
+    server has been quiet for ``quiet`` seconds.  Returns b"" if the server
+    closed, None if nothing came at all.
+    """
+    sock.settimeout(first_timeout)
+    try:
+        reply = sock.recv(65536)
+    except socket.timeout:
+        return None
+    sock.settimeout(quiet)
+    while reply:
+        try:
+            more = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not more:
+            break
+        reply += more
+    return reply
+
+
+# -------------------------------------------------------------- recv() sizes
+
+
+def split_evenly(data, parts):
+    """``data`` cut into ``parts`` pieces of (nearly) equal size, none of them empty."""
+    parts = max(1, min(parts, len(data)))
+    size, extra = divmod(len(data), parts)
+    pieces, start = [], 0
+    for number in range(parts):
+        end = start + size + (number < extra)
+        pieces.append(data[start:end])
+        start = end
+    return pieces
+
+
+def _wait_for_end_of_stream(sock, timeout):
+    """Wait until the peer's FIN has reached ``sock``: then all its data has too.
+
+    poll() reports POLLRDHUP once the peer has shut down its sending side, and TCP
+    hands over a FIN only after every byte sent before it, in order.  So this
+    waits for exactly "all the data is in the receive buffer", without looking
+    again and again at how many bytes wait there (FIONREAD) with sleeps between.
+    """
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)
+    if not poller.poll(timeout * 1000):
+        raise TimeoutError(f"the data did not cross loopback within {timeout:g} s")
+
+
+def chunks_received(data, bufsize, sends=1):
+    """Send ``data`` over a real TCP connection on loopback; return the recv(bufsize) pieces.
+
+    The sender makes ``sends`` send() calls (the data cut evenly; TCP_NODELAY,
+    so each goes out as a segment of its own), then closes its side.  Only when
+    every byte has arrived does the reader start: it calls recv(bufsize) until
+    it returns b''.  So the answer never depends on timing -- and it shows that
+    each recv() returns at most ``bufsize`` bytes, whatever the send() calls were.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        with socket.create_connection(listener.getsockname(), timeout=ARRIVAL_TIMEOUT) as writer:
+            writer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader, _ = listener.accept()
+            with reader:
+                reader.settimeout(ARRIVAL_TIMEOUT)
+                for piece in split_evenly(data, sends):
+                    writer.sendall(piece)
+                writer.shutdown(socket.SHUT_WR)
+                _wait_for_end_of_stream(reader, ARRIVAL_TIMEOUT)
+                chunks = []
+                while chunk := reader.recv(bufsize):
+                    chunks.append(chunk)
+    return chunks
+
+
+def _width(text):
+    """Columns ``text`` takes in a monospaced font: most Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _table(rows):
+    """Rows of cells as lines of text, each column as wide as its widest cell."""
+    widths = [max(_width(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell + " " * (width - _width(cell))
+                      for cell, width in zip(row, widths)).rstrip()
+            for row in rows]
+
+
+def describe_chunks(chunks):
+    """A table, one line per chunk: its bytes, a naive decode, an incremental decode.
+
+    Decoding each chunk on its own fails when a multi-byte UTF-8 character is
+    split between two chunks; an incremental decoder keeps the incomplete bytes
+    and finishes the character with the next chunk.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    rows = [("recv", "bytes", "piece.decode()", "incremental decoder")]
+    for number, chunk in enumerate(chunks, 1):
+        try:
+            naive = repr(chunk.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            naive = f"UnicodeDecodeError: {exc.reason}"
+        text = decoder.decode(chunk)
+        pending = len(decoder.getstate()[0])
+        kept = f" + {pending} byte{'' if pending == 1 else 's'} kept" if pending else ""
+        rows.append((f"#{number}", repr(chunk), naive, repr(text) + kept))
+    return "\n".join(_table(rows))
+
+
+# -------------------------------------------------------------- a bad network
+
+
+def _copies(fates):
+    """How many datagrams a flow delivers, given each one's fate."""
+    return sum({"drop": 0, "duplicate": 2}.get(fate, 1) for fate in fates)
+
+
+def udp_experiment(count=20, loss=0.2, duplicate=0.05, reorder=0.1, seed=1):
+    """Send ``count`` numbered datagrams through a LossyRelay to an echo server.
+
+    Returns the numbers of the replies in the order they arrived.  The relay
+    decides every datagram's fate (both ways) from ``seed``, so the same settings
+    give the same answer every time.  Rather than waiting for a guessed time, it
+    counts: after the requests, the relay's fates say how many reach the server;
+    the server answers each; the fates of the replies say how many come back.
+    """
+    with UDPEchoServer(name="udp-explorer-echo") as server, \
+            LossyRelay(server.address, loss=loss, duplicate=duplicate, reorder=reorder,
+                       delay=(0.0, 0.002), seed=seed, name="udp-explorer-relay") as relay, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(REPLY_TIMEOUT)
+        for number in range(1, count + 1):
+            client.sendto(b"%d" % number, relay.address)
+        relay.wait_for_datagrams(count, CLIENT_TO_SERVER)
+        at_server = _copies(relay.fates(CLIENT_TO_SERVER))
+        relay.wait_for_datagrams(at_server, SERVER_TO_CLIENT)
+        back = _copies(relay.fates(SERVER_TO_CLIENT))
+        return [int(client.recvfrom(100)[0]) for _ in range(back)]
+
+
+def describe_replies(count, replies):
+    """What happened to datagrams 1..count, told from the replies that came back."""
+    lost = [n for n in range(1, count + 1) if n not in replies]
+    twice = sorted({n for n in replies if replies.count(n) > 1})
+    late = [n for i, n in enumerate(replies) if any(m > n for m in replies[:i])]
+    return "\n".join([
+        f"sent     {' '.join(map(str, range(1, count + 1)))}",
+        f"received {' '.join(map(str, replies))}",
+        f"lost: {lost or 'none'}   twice: {twice or 'none'}   out of order: {late or 'none'}",
+    ])
+
+
+# -------------------------------------------------------------- calls and packets
+
+
+def watch(code, timeout=20):
+    """Run a self-contained Python snippet under strace, capturing its packets too.
+
+    Returns (trace, capture); capture is None where this process may not
+    capture packets (not root, no CAP_NET_RAW).  The capture keeps only the ports
+    the snippet used -- read from the addresses in its bind(), connect() and
+    getsockname() calls -- so Jupyter's own loopback traffic stays out.
+    socklab.viz.sequence_diagram() draws the two on one timeline.
+    """
+    if not capturing.can_capture():
+        return tracing.trace_python(code, timeout=timeout), None
+    with capturing.Capture() as cap:
+        trace = tracing.trace_python(code, timeout=timeout)
+    ports = {int(port) for record in trace
+             for port in re.findall(r"sin6?_port=htons\((\d+)\)", record.args)}
+    cap.ports.update(ports - {0})
+    return trace, cap

@@ -93,6 +93,8 @@ __all__ = [
     "attach_filter",
     "tcp_flags",
     "describe",
+    "roles",
+    "relative_numbers",
     "Capture",
     "CaptureNotPermitted",
     "RecordedCapture",
@@ -275,11 +277,7 @@ def _is_opening_syn(segment):
 
 
 def _clients(segments):
-    """conversation -> the endpoint that started it.
-
-    The client is the side that sent the first SYN.  When the capture began after
-    the handshake (or for UDP), it is the side that spoke first.
-    """
+    """conversation -> the endpoint that started it (see roles())."""
     spoke_first, sent_syn = {}, {}
     for segment in segments:
         key = _conversation(segment)
@@ -287,6 +285,20 @@ def _clients(segments):
         if _is_opening_syn(segment):
             sent_syn.setdefault(key, segment.src)
     return {key: sent_syn.get(key, first) for key, first in spoke_first.items()}
+
+
+def roles(segments):
+    """For each segment, "client" or "server": the role of the side that sent it.
+
+    The client of a conversation is the side that sent its first SYN.  When the
+    capture began after the handshake (or for UDP), it is the side that spoke
+    first.  This is socklab's one definition: capture.text() names the sides by
+    it, and socklab.viz draws its lanes and TCP states by it.
+    """
+    segments = list(segments)
+    clients = _clients(segments)
+    return ["client" if segment.src == clients[_conversation(segment)] else "server"
+            for segment in segments]
 
 
 def _names(segments):
@@ -321,7 +333,7 @@ def _direction(names, segment):
     return f"{names[key, segment.src]} > {names[key, segment.dst]}"
 
 
-def _relative_numbers(segments):
+def relative_numbers(segments):
     """For each segment, its (seq, ack) relative to each side's first sequence number.
 
     Like Wireshark: the SYN has seq=0, the first data byte seq=1.  The ack is None
@@ -353,7 +365,7 @@ def describe(segments):
     directions = [_direction(names, segment) for segment in segments]
     width = max(len(direction) for direction in directions)
     lines = []
-    for direction, segment, (seq, ack) in zip(directions, segments, _relative_numbers(segments)):
+    for direction, segment, (seq, ack) in zip(directions, segments, relative_numbers(segments)):
         flags = segment.flags if segment.proto == "tcp" else "UDP"
         size = f"{segment.length} B" if segment.length else ""
         numbers = "" if seq is None else f"seq={seq}" + ("" if ack is None else f" ack={ack}")

@@ -90,6 +90,12 @@ def _call_label(record):
     return f"{label} {record.errno}" if record.errno else label
 
 
+def _segment_label(segment):
+    """ "SYN", "PSH,ACK 5 B", "UDP 3 B": what an arrow says, without numbers."""
+    label = segment.flags if segment.proto == "tcp" else "UDP"
+    return f"{label} {segment.length} B" if segment.length else label
+
+
 def segment_rows(capture):
     """The rows of a diagram of ``capture`` alone: one arrow per segment.
 
@@ -98,15 +104,13 @@ def segment_rows(capture):
     and acknowledgment numbers, as in ``capture.text()``.
     """
     segments = capture.segments
-    numbers = capturing._relative_numbers(segments)
+    numbers = capturing.relative_numbers(segments)
     rows = []
-    for segment, direction, (seq, ack) in zip(segments, _directions(capture), numbers):
-        label = segment.flags if segment.proto == "tcp" else "UDP"
-        if segment.length:
-            label += f" {segment.length} B"
+    for segment, sender, (seq, ack) in zip(segments, capturing.roles(segments), numbers):
+        label = _segment_label(segment)
         if seq is not None:
             label += f"  seq={seq}" + ("" if ack is None else f" ack={ack}")
-        rows.append(Row("segment", direction, label, segment.time))
+        rows.append(Row("segment", sender, label, segment.time))
     return rows
 
 
@@ -127,21 +131,11 @@ def sequence_rows(trace, capture=None):
             # after the segments it waited for, a send() after the data left.
             rows.append(Row("call", lane, _call_label(record), (trace.epoch or 0.0) + record.end))
     if capture is not None and getattr(capture, "live", False) and trace.epoch is not None:
-        for segment, direction in zip(capture.segments, _directions(capture)):
-            label = segment.flags if segment.proto == "tcp" else "UDP"
-            if segment.length:
-                label += f" {segment.length} B"
-            rows.append(Row("segment", direction, label, capture.started + segment.time))
+        segments = capture.segments
+        for segment, sender in zip(segments, capturing.roles(segments)):
+            rows.append(Row("segment", sender, _segment_label(segment),
+                            capture.started + segment.time))
     return sorted(rows, key=lambda row: row.time)
-
-
-def _directions(capture):
-    """For each segment, "client" or "server": who sent it (the first SYN's sender is the client)."""
-    client = None
-    for segment in capture.segments:
-        if client is None and (segment.proto != "tcp" or segment.flags == "SYN"):
-            client = segment.src
-        yield "client" if segment.src == client else "server"
 
 
 def sequence_diagram(trace, capture=None, title=None):
@@ -221,6 +215,17 @@ def _next_state(state, sent, flags, acks_our_fin):
     return state
 
 
+def _tcp_segments(capture):
+    """[(segment, sender), ...] for the TCP segments of ``capture``, sender by capture.roles().
+
+    The one place where the TCP states leave out UDP: the senders are found
+    before the filtering, so each segment keeps its own.
+    """
+    segments = capture.segments
+    return [(segment, sender) for segment, sender in zip(segments, capturing.roles(segments))
+            if segment.proto == "tcp"]
+
+
 def tcp_states(capture):
     """{"client": [(time, state), ...], "server": [...]} from a capture's TCP segments.
 
@@ -230,8 +235,7 @@ def tcp_states(capture):
     """
     states = {"client": [(0.0, "CLOSED")], "server": [(0.0, "LISTEN")]}
     fin_end = {}  # side -> the sequence number just after its FIN
-    segments = [s for s in capture.segments if s.proto == "tcp"]
-    for segment, sender in zip(segments, _directions(capture)):
+    for segment, sender in _tcp_segments(capture):
         flags = set(segment.flags.split(","))
         if "FIN" in flags:
             fin_end[sender] = (segment.seq + segment.length + 1) % 2**32
@@ -252,8 +256,8 @@ def state_chart(capture, title="TCP states, segment by segment"):
     The x axis counts segments rather than milliseconds: on loopback a whole
     connection lasts well under a millisecond, after whatever came before it.
     """
-    segments = [s for s in capture.segments if s.proto == "tcp"]
-    senders = list(_directions(capture))
+    tcp = _tcp_segments(capture)
+    segments = [segment for segment, _ in tcp]
     states = tcp_states(capture)
     used = [s for s in STATE_ORDER if any(s == state for side in states.values() for _, state in side)]
     level = {state: i for i, state in enumerate(used)}
@@ -265,7 +269,7 @@ def state_chart(capture, title="TCP states, segment by segment"):
         axes.step(xs, ys + ys[-1:], where="post", lw=2, label=side, color=COLOURS[side])
     arrows = {"client": "c→s", "server": "s→c"}
     axes.set_xticks(range(1, len(segments) + 1),
-                    [f"{arrows[sender]} {segment.flags}" for segment, sender in zip(segments, senders)],
+                    [f"{arrows[sender]} {segment.flags}" for segment, sender in tcp],
                     rotation=60, ha="right", fontsize=8)
     axes.set_yticks(range(len(used)), used)
     axes.set_xlim(0, len(segments) + 0.5)

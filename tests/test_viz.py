@@ -102,3 +102,35 @@ def test_sequence_diagram_of_a_capture_alone():
     texts = [text.get_text() for text in figure.axes[0].texts if text.get_text()]
     assert texts[:2] == ["client", "server"]
     assert texts[2:] == [row.label for row in viz.segment_rows(recorded)]
+
+
+def recorded_with(segments):
+    return capture.RecordedCapture(segments, "2026-01-01", "Linux")
+
+
+def a_datagram_before(segments):
+    """A UDP datagram (another conversation, another sender) put before ``segments``."""
+    first = segments[0]
+    datagram = capture.Segment(first.time - 0.001, "udp", ("127.0.0.1", 40000),
+                               ("127.0.0.1", 53), "", None, None, 3, b"abc", 0)
+    return [datagram, *segments]
+
+
+def test_a_udp_datagram_before_the_handshake_changes_no_tcp_state():
+    recorded = capture.load_recorded()
+    mixed = recorded_with(a_datagram_before(recorded.segments))
+    assert viz.tcp_states(mixed) == viz.tcp_states(recorded)
+    ticks = [label.get_text() for label in viz.state_chart(mixed).axes[0].get_xticklabels()]
+    assert ticks == [label.get_text()
+                     for label in viz.state_chart(recorded).axes[0].get_xticklabels()]
+    assert [row.lane for row in viz.segment_rows(mixed)][1:] == [
+        row.lane for row in viz.segment_rows(recorded)]
+
+
+def test_lanes_are_the_roles_capture_text_names():
+    """Begun after the handshake (no SYN): the side that spoke first is the client."""
+    late = recorded_with(capture.load_recorded().segments[3:])  # from the client's data on
+    lanes = [row.lane for row in viz.segment_rows(late)]
+    assert lanes == capture.roles(late.segments)
+    assert lanes[:3] == ["client", "server", "server"]
+    assert [line.split(" > ")[0] for line in late.text().splitlines()[1:]] == lanes

@@ -25,10 +25,14 @@ How it is built, and why:
   port number on its command line, so this module must find a free port first
   and hand it over: the one place in socklab that does so.  If another program
   takes the port in between, iperf3 says so and the next port is tried.
-* Every wait has a time limit; iperf3 is killed if it overstays.
+* Every wait has a time limit; iperf3 is killed if it overstays.  Even its
+  start-up line is awaited in a selector, so an iperf3 that says nothing
+  cannot hang the cell.
 """
 
 import json
+import os
+import selectors
 import shutil
 import socket
 import struct
@@ -42,6 +46,7 @@ __all__ = ["BIG", "Run", "connected_pair", "stream_python", "IperfMissing", "ipe
 
 BIG = 1 << 20  # 1 MiB: the receive buffer, and a "big" message
 TIMEOUT = 60.0  # seconds any one measurement may take
+START_TIMEOUT = 10.0  # seconds iperf3 -s may take to say that it listens
 
 
 class Run(typing.NamedTuple):
@@ -125,21 +130,58 @@ def _free_port():
         return probe.getsockname()[1]
 
 
+def _first_word(stream, words, timeout):
+    """The first of ``words`` (bytes) that a line of ``stream`` holds; None at its end.
+
+    The pipe is read in a selector, so a program that says nothing cannot keep
+    us waiting: after ``timeout`` seconds it is TimeoutError (as in socklab.c.run).
+    """
+    deadline = time.monotonic() + timeout
+    pending = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not selector.select(remaining):
+                continue  # nothing came: the loop's test sees the deadline
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                return None
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                found = [word for word in words if word in line.lower()]
+                if found:
+                    return found[0]
+    raise TimeoutError(f"no line with {b' or '.join(words).decode()} within {timeout:g} s")
+
+
 def _start_iperf3_server(binary, port):
-    """iperf3 -s for one test on 127.0.0.1:port; returns it once it listens."""
+    """iperf3 -s for one test on 127.0.0.1:port; returns it once it listens.
+
+    None if it reports an error (another program took the port) or ends; a
+    TimeoutError if it says nothing for START_TIMEOUT seconds.
+    """
     server = subprocess.Popen(
         [binary, "-s", "-1", "-B", "127.0.0.1", "-p", str(port), "--forceflush"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # "Server listening on PORT" (a line of dashes before it) says it is ready.
-    deadline = time.monotonic() + 10
-    for line in server.stdout:
-        if "listening" in line.lower():
-            return server
-        if time.monotonic() > deadline or "error" in line.lower():
-            break
-    server.kill()
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    word = None
+    try:
+        # "Server listening on PORT" (a line of dashes before it) says it is ready.
+        word = _first_word(server.stdout, (b"listening", b"error"), START_TIMEOUT)
+    except TimeoutError:
+        raise TimeoutError(f"iperf3 -s did not say that it listens within {START_TIMEOUT:g} s; "
+                           "it was stopped") from None
+    finally:
+        if word != b"listening":
+            _end(server)
+    return server if word == b"listening" else None
+
+
+def _end(server):
+    """Kill ``server`` if it still runs (-1 ends it after one test), and reap it."""
+    if server.poll() is None:
+        server.kill()
     server.wait()
-    return None
+    server.stdout.close()
 
 
 def iperf3(total, message=None, attempts=3):
@@ -172,10 +214,7 @@ def iperf3(total, message=None, attempts=3):
             return Run(received["bytes"], seconds,
                        (cpu["host_total"] + cpu["remote_total"]) / 100 * seconds)
         finally:
-            if server.poll() is None:  # -1 ends it after the test; make sure
-                server.kill()
-            server.wait()
-            server.stdout.close()
+            _end(server)
     raise RuntimeError("iperf3's server could not listen on a free port")
 
 

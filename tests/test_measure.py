@@ -9,7 +9,10 @@ checked is far wider than any noise.
 import os
 import pathlib
 import shutil
+import signal
 import socket
+import threading
+import time
 
 import pytest
 
@@ -47,7 +50,7 @@ def test_run_figures():
 
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
 def test_iperf3_reports_the_bytes_asked_for_and_ends():
-    before = _iperf3_processes()
+    before = _children("iperf3")
     total = 64 << 20
     run = measure.iperf3(total, 1 << 20)
     # The receiver's count, over its own interval: iperf3's server may stop
@@ -55,11 +58,11 @@ def test_iperf3_reports_the_bytes_asked_for_and_ends():
     # seen here; a few per cent of 64 MiB), and may count a little more.
     assert 0.5 * total <= run.bytes <= 1.1 * total
     assert run.seconds > 0 and run.cpu > 0
-    assert before == set() and _iperf3_processes() == set()  # the server is gone
+    assert before == set() and _children("iperf3") == set()  # the server is gone
 
 
-def _iperf3_processes():
-    """Our own iperf3 children (other programs on the machine may run theirs)."""
+def _children(command):
+    """Our own children running ``command`` (other programs on the machine may run theirs)."""
     children = set()
     for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -67,9 +70,38 @@ def _iperf3_processes():
             name, ppid = fields[0].split("(", 1)[1], int(fields[1].split()[1])
         except (OSError, IndexError, ValueError):  # it ended while we looked
             continue
-        if name == "iperf3" and ppid == os.getpid():
-            children.add(stat.parent.name)
+        if name == command and ppid == os.getpid():
+            children.add(int(stat.parent.name))
     return children
+
+
+def test_an_iperf3_server_that_says_nothing_is_stopped_in_time(tmp_path, monkeypatch):
+    silent = tmp_path / "iperf3"
+    silent.write_text("#!/bin/sh\nexec sleep 60\n")  # never says "listening"
+    silent.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(silent))
+    monkeypatch.setattr(measure, "START_TIMEOUT", 0.5)
+    outcome = []
+
+    def measure_in_a_thread():
+        try:
+            outcome.append(measure.iperf3(1 << 20, attempts=1))
+        except Exception as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=measure_in_a_thread)
+    thread.start()
+    thread.join(10)
+    hung = thread.is_alive()
+    for pid in _children("sleep"):  # so that a hung wait ends, and the test with it
+        os.kill(pid, signal.SIGKILL)
+    thread.join(10)
+    assert not hung, "still waiting for the silent server after 10 s"
+    assert isinstance(outcome[0], TimeoutError)
+    assert "did not say that it listens within 0.5 s" in str(outcome[0])
+    assert time.monotonic() - started < 5
+    assert _children("sleep") == set()  # stopped and reaped
 
 
 def test_iperf3_missing_is_said_plainly(monkeypatch):

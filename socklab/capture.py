@@ -84,7 +84,7 @@ import threading
 import time
 import typing
 
-from . import registry
+from .background import Background
 
 __all__ = [
     "Segment",
@@ -124,7 +124,6 @@ RECEIVE_BUFFER = 4 << 20  # 4 MiB: a 64 KiB loopback segment takes 64 KiB of it
 DRAIN_QUIET = 0.05  # seconds without a frame after which the drain stops ...
 DRAIN_LIMIT = 1.0  # ... or after this long in all, whatever comes first
 IDLE_WAKE = 1.0  # the reader's selector returns at least this often
-STOP_TIMEOUT = 5.0  # seconds stop() waits for the reader thread
 MAX_SEGMENTS = 50_000  # segments kept; later ones are counted in `dropped`
 MAX_FILTERED_PORTS = 50  # more ports than this: no kernel filter (BPF jumps are short)
 RECORDED_DIR = "data"  # socklab/data/recorded_<name>.json
@@ -602,7 +601,7 @@ def _kernel_time(ancillary):
     return None
 
 
-class Capture(_Segments):
+class Capture(_Segments, Background):
     """Capture TCP and UDP segments on loopback while a block of code runs.
 
     ``ports``   -- keep segments to or from these ports (a set; add more with
@@ -617,34 +616,25 @@ class Capture(_Segments):
 
     live = True
 
+    default_name = "capture"
+
     def __init__(self, ports=None, host=None, *, servers=()):
         if isinstance(ports, int):
             ports = [ports]
         self._sock = None
-        self._stopped = False
         self.ports = _Ports(ports or (), self._refilter)
         self.ports.update(server.address[1] for server in servers)
         self.host = host
-        self.name = registry.unique_name("capture")
         self._found = []  # every TCP/UDP segment on lo; filtered when read
         self._missed = 0  # segments not kept once _found had MAX_SEGMENTS
         self._kernel_drops = 0  # frames the kernel dropped: our queue was full
-        self._errors = []  # exceptions in the reader thread, raised by stop()
         self._lock = threading.Lock()
-        self._stop_lock = threading.Lock()
         self._started = time.time()  # kernel timestamps use the same clock
+        super().__init__()  # socklab.background: open(), then serve() in a thread
+
+    def open(self):
         self._sock = _open_packet_socket(self.ports)
-        try:
-            self._prepare(self._sock)
-            self._wake_reader, self._wake_writer = socket.socketpair()
-        except BaseException:
-            self._sock.close()
-            raise
-        registry.register(self)
-        self._thread = threading.Thread(
-            target=self._read_until_stopped, name=f"socklab {self.name}", daemon=True
-        )
-        self._thread.start()
+        self._prepare(self._sock)
 
     @staticmethod
     def _prepare(sock):
@@ -659,30 +649,24 @@ class Capture(_Segments):
 
     def _refilter(self):
         """cap.ports changed: tell the kernel which frames to queue from now on."""
-        if self._sock is None or self._stopped:
+        if self._sock is None or not self.alive:
             return  # not open yet (the constructor attaches it), or closed
         try:
             attach_filter(self._sock, port_filter(self.ports))
         except OSError:
-            if not self._stopped:  # stop() may have closed it meanwhile
+            if self.alive:  # stop() may have closed it meanwhile
                 raise
 
     # -- the reader thread ---------------------------------------------------
-    def _read_until_stopped(self):
-        try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(self._sock, selectors.EVENT_READ)
-                selector.register(self._wake_reader, selectors.EVENT_READ)
-                while True:
-                    ready = [key.fileobj for key, _ in selector.select(IDLE_WAKE)]
-                    if self._wake_reader in ready:
-                        break
-                    if ready:
-                        self._read_frame()
-                selector.unregister(self._wake_reader)
-                self._drain(selector)
-        except Exception as exc:
-            self._errors.append(exc)
+    def serve(self):
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._sock, selectors.EVENT_READ)
+            selector.register(self.wake_reader, selectors.EVENT_READ)
+            while (ready := self.wait_readable(selector, IDLE_WAKE)) is not None:
+                if ready:
+                    self._read_frame()
+            selector.unregister(self.wake_reader)
+            self._drain(selector)
 
     def _drain(self, selector):
         """Read what is still coming: until 50 ms pass without a frame, 1 s at most."""
@@ -734,38 +718,18 @@ class Capture(_Segments):
         """Frames lost because the capture could not keep up (0 when all is well)."""
         return self._kernel_drops + self._missed
 
-    @property
-    def alive(self):
-        return not self._stopped
-
     def _notes(self):
         if not self.dropped:
             return [], []
         return [], [f"({self.dropped} frames were lost: the capture could not keep up, "
                     "so segments may be missing)"]
 
-    def stop(self, timeout=STOP_TIMEOUT):
-        """Stop capturing: drain, join the thread, close the sockets.
-
-        Safe to call more than once.  Raises RuntimeError if the thread is still
-        alive after ``timeout`` seconds, and raises again an error the thread hit.
-        """
-        with self._stop_lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self._wake_writer.send(b"x")
-        self._thread.join(timeout)
-        stuck = self._thread.is_alive()
-        if not stuck:  # reading the counters resets them; the thread is done with them
-            self._kernel_drops = self._read_kernel_drops()
-        for sock in (self._sock, self._wake_reader, self._wake_writer):
-            sock.close()
-        registry.unregister(self)
-        if stuck:
-            raise RuntimeError(f"{self.name}: reader thread still running {timeout:g} s after stop()")
-        if self._errors:
-            raise self._errors[0]
+    def close(self):
+        """After the reader thread: count the kernel's drops, close the socket."""
+        if self._sock is not None:
+            if not self.threads:  # reading the counters resets them: only when done
+                self._kernel_drops = self._read_kernel_drops()
+            self._sock.close()
 
     def _read_kernel_drops(self):
         try:
@@ -774,11 +738,6 @@ class Capture(_Segments):
             return 0
         return drops
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
 
 # ---------------------------------------------------------------- recorded

@@ -15,7 +15,7 @@ import socket
 
 import ipywidgets as widgets
 
-from . import registry
+from .background import Background
 from .explore import (
     REPLY_TIMEOUT,
     chunks_received,
@@ -65,19 +65,19 @@ def _replace_text(output, text):
     output.append_stdout(text if text.endswith("\n") else text + "\n")
 
 
-class ChatConsole:
+class ChatConsole(Background):
     """Type a message, send it over a real TCP connection, see the reply.
 
     Beside the conversation it shows the server's event log, so the learner sees
     both ends at once: what the client sent, and what the server's recv() got.
     Without a ``server`` it starts a TCPEchoServer of its own (and stops it again
-    in stop()).  The console is registered with socklab, so stop_all() closes it.
+    in stop()).  It is a socklab.background object with no thread of its own:
+    re-running the cell replaces the console, and stop_all() closes it.
     """
 
     def __init__(self, server=None, name="chat"):
-        self.name = name
         self._own_server = server is None
-        self.server = server if server is not None else TCPEchoServer(name=f"{name}-echo")
+        self.server = server
         self.sock = None
         self.message = widgets.Text(
             value="hello", placeholder="a message", description="message:"
@@ -87,7 +87,7 @@ class ChatConsole:
         self.transcript = widgets.Output(layout={"border": "1px solid #ccc", "min_height": "6em"})
         self.server_log = widgets.Output(layout={"border": "1px solid #ccc", "min_height": "6em"})
         self.send_button.on_click(lambda _: self.send())
-        self.close_button.on_click(lambda _: self.close())
+        self.close_button.on_click(lambda _: self.close_connection())
         self.widget = widgets.VBox([
             widgets.HBox([self.message, self.send_button, self.close_button]),
             widgets.HBox([
@@ -97,7 +97,11 @@ class ChatConsole:
                              layout={"width": "50%"}),
             ]),
         ])
-        registry.register(self)
+        super().__init__(name)  # claims the name: a console of that name stops first
+
+    def open(self):
+        if self._own_server:
+            self.server = TCPEchoServer(name=f"{self.name}-echo")
 
     def _say(self, line):
         self.transcript.append_stdout(line + "\n")
@@ -130,7 +134,7 @@ class ChatConsole:
             self.sock.close()
             self.sock = None
 
-    def close(self):
+    def close_connection(self):
         """Close the client's connection; the server's log then shows its close."""
         if self.sock is None:
             return
@@ -142,11 +146,10 @@ class ChatConsole:
             pass  # a server that keeps the connection open: show the log as it is
         self._show_server_log()
 
-    def stop(self):
-        """Close the connection, and stop the server if the console started it."""
+    def close(self):
+        """When stopped: close the connection, and the server if the console started it."""
         self._drop_connection()
-        registry.unregister(self)
-        if self._own_server:
+        if self._own_server and self.server is not None:
             self.server.stop()
 
     def _repr_mimebundle_(self, **kwargs):

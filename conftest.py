@@ -1,6 +1,9 @@
 """Hooks for the whole test run: socklab's tests and the notebooks alike."""
 
 import os
+import pathlib
+
+import pytest
 
 
 # -- In CI nothing may be skipped --------------------------------------------
@@ -29,3 +32,30 @@ def pytest_terminal_summary(terminalreporter):
         )
         for nodeid in _skipped:
             terminalreporter.write_line(f"  {nodeid}")
+
+
+# -- Stages and parallel workers ---------------------------------------------
+# `make test` runs the suite in two stages (see the Makefile):
+#   1. everything but the workshop tests, on several pytest-xdist workers;
+#   2. the workshop tests alone, because each of them loads the whole machine
+#      (twenty kernels, a JupyterHub, a browser) and would slow every timing-
+#      sensitive check running beside it.
+# The files of each stage are named here, once.
+
+WORKSHOP = {"test_many_learners.py", "test_hub.py", "test_browser.py"}
+NOTEBOOK_RUNS = {"test_rerun.py"}  # execute whole lessons: not in `make test-fast`
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = pathlib.Path(str(item.path)).name
+        if name in WORKSHOP:
+            item.add_marker(pytest.mark.workshop)
+        if name in NOTEBOOK_RUNS:
+            item.add_marker(pytest.mark.notebooks)
+        if name.endswith(".ipynb"):
+            # nbval's items are the cells of one notebook, run in order in one
+            # kernel: with --dist loadgroup a whole notebook goes to one worker.
+            item.add_marker(pytest.mark.notebooks)
+            item.add_marker(pytest.mark.xdist_group(name))

@@ -7,6 +7,7 @@ tool on small notebooks in a temporary folder.
 
 import importlib.util
 import pathlib
+import re
 import sys
 
 import nbformat
@@ -35,6 +36,37 @@ LESSON = "01-demo.ipynb"
 def test_chinese_edition_is_in_step_with_english():
     problems = [str(problem) for problem in sync_zh.check()]
     assert problems == [], "notebooks/zh is not in step with notebooks/en:\n" + "\n".join(problems)
+
+
+# A Chinese lesson is the English one with translated prose: the same code cells
+# and the same stored outputs (the test above).  `make test` therefore executes
+# only the English lessons, and this test guards the one thing that could still
+# differ when a learner runs a Chinese lesson: its folder.  No code cell may
+# depend on the folder it runs in, and the two folders hold the same files.
+FOLDER_DEPENDENT = re.compile(
+    r"getcwd|Path\.cwd|__file__|notebooks/|"  # where am I?
+    r"""\b(?:f?open|Path)\(\s*f?["'](?!/)"""  # a relative path opened
+)
+
+
+def test_code_cells_do_not_depend_on_the_folder_they_run_in():
+    found = []
+    for path in sorted((ROOT / "notebooks" / "en").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                found += [f"{path.name} cell {index}: {line.strip()}"
+                          for line in cell.source.splitlines() if FOLDER_DEPENDENT.search(line)]
+    assert found == [], "code that depends on its folder (en and zh would differ):\n" + "\n".join(found)
+    names = {edition: sorted(p.name for p in (ROOT / "notebooks" / edition).iterdir())
+             for edition in ("en", "zh")}
+    assert names["en"] == names["zh"]
+
+
+def test_the_folder_guard_sees_a_relative_path():
+    assert FOLDER_DEPENDENT.search('with open("data.txt") as f:')
+    assert FOLDER_DEPENDENT.search("FILE *f = fopen('x', \"r\");")
+    assert not FOLDER_DEPENDENT.search('with open("/proc/net/tcp") as table:')
 
 
 # -- helpers --------------------------------------------------------------------

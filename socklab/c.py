@@ -77,12 +77,15 @@ HEADER = pathlib.Path(__file__).parent / "include" / "socklab.h"  # see its comm
 LISTENING = re.compile(rb"^LISTENING (\d+)\s*$", re.MULTILINE)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
-GCC_FIX = """\
-gcc was not found, so C cells cannot be compiled here.  Install a C compiler:
+# How to get gcc: said here once, by GccMissing and by `python -m socklab doctor`.
+GCC_INSTALL = """\
   Debian / Ubuntu:   sudo apt-get install gcc
   Fedora:            sudo dnf install gcc
   conda:             conda install -c conda-forge c-compiler
-  macOS:             xcode-select --install
+  macOS:             xcode-select --install"""
+GCC_FIX = f"""\
+gcc was not found, so C cells cannot be compiled here.  Install a C compiler:
+{GCC_INSTALL}
 then restart the kernel.  `python -m socklab doctor` checks the result."""
 
 # What a deadly signal usually means in this course's programs.

@@ -14,9 +14,15 @@ Each check is a small function that returns a `Check`.  `run_all()` runs them al
 `report()` turns the results into a table.  A check that crashes becomes a warning that
 carries the exception text: the doctor itself must never fail.
 
+Where socklab itself uses an ingredient, the doctor tries it through socklab's own code:
+gcc through socklab.c (the flags of a %%c cell), strace through socklab.trace, packet
+capture through socklab.capture, the kernel settings and raw sockets through
+socklab.icmp.  So "ok" means the lessons' code works here, and the advice on installing
+a missing tool is the one the lesson's own error gives.  Those modules need only the
+standard library, so the doctor runs even when the Jupyter packages are not installed.
+
 The exit status is 0 when nothing is "missing" and 1 otherwise, so a script or a CI job
-can call the doctor before the lessons.  Only the standard library is used here, so the
-doctor runs even when the Jupyter packages are not installed yet.
+can call the doctor before the lessons.
 """
 
 import dataclasses
@@ -28,30 +34,22 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
+import textwrap
+
+from . import c, capture, icmp, measure, trace
 
 OK, WARN, MISSING = "ok", "warn", "missing"
 SUBPROCESS_TIMEOUT = 20  # seconds; a stuck tool must not hang the doctor
 SOCKET_TIMEOUT = 5       # seconds; loopback answers in microseconds when it works
 LAB_PACKAGES = ("jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "nbval")
-
-GCC_FIX = """install a C compiler:
-  Debian/Ubuntu: sudo apt-get install gcc
-  Fedora:        sudo dnf install gcc
-  conda:         conda install -c conda-forge c-compiler
-  macOS:         xcode-select --install"""
+# 3.10 made socket.timeout an alias of TimeoutError, and the exercise checks catch a
+# learner's socket timing out as TimeoutError.  pyproject.toml and the Makefile agree.
+MIN_PYTHON = (3, 10)
 
 PRIVILEGE_FIX = """{lesson} will show recorded results instead.  To run it live, on a
 private machine only: start the lab as root, or give the Python binary the capability:
   sudo setcap cap_net_raw+ep "$(readlink -f "$(command -v python3)")"
 (this lets every user of that interpreter open raw sockets)."""
-
-# strace works through ptrace(2), which containers and hardened kernels often forbid.
-STRACE_FIX = """strace needs ptrace(2).  In Docker, start the container with
---cap-add=SYS_PTRACE.
-If /proc/sys/kernel/yama/ptrace_scope is 2, set it to 1 (3 needs a reboot to undo):
-  echo 1 | sudo tee /proc/sys/kernel/yama/ptrace_scope
-To see the full message: strace -f python3 -c pass"""
 
 
 @dataclasses.dataclass
@@ -91,13 +89,9 @@ def first_line(text):
     return text.strip().splitlines()[0] if text.strip() else "(no version line)"
 
 
-def read_text(path):
-    """The contents of a small file such as /proc/sys/..., stripped; None if unreadable."""
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
+def last_line(error):
+    """The last line of an error's message: where strace names the cause."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[-1]
 
 
 # -- Python and socklab ---------------------------------------------------------------
@@ -105,8 +99,9 @@ def read_text(path):
 def check_python():
     version = platform.python_version()
     detail = f"{version} ({platform.python_implementation()})"
-    if sys.version_info < (3, 9):
-        return Check("python", WARN, detail, "install Python 3.9 or newer; socklab needs it")
+    if sys.version_info < MIN_PYTHON:
+        needed = ".".join(map(str, MIN_PYTHON))
+        return Check("python", WARN, detail, f"install Python {needed} or newer; socklab needs it")
     return Check("python", OK, detail)
 
 
@@ -194,44 +189,41 @@ int main(void)
 
 
 def check_gcc():
+    install = "install a C compiler:\n" + c.GCC_INSTALL
+    broken = "the compiler or the C library headers are incomplete; " + install
     gcc = shutil.which("gcc")
     if gcc is None:
-        return Check("gcc", MISSING, "gcc not found on PATH", GCC_FIX)
+        return Check("gcc", MISSING, "gcc not found on PATH", install)
     try:
         version = first_line(run_tool([gcc, "--version"]))
-        # Relative file names and cwd=workdir keep the temporary path out of any message.
-        with tempfile.TemporaryDirectory(prefix="socklab-doctor-") as workdir:
-            with open(os.path.join(workdir, "doctor.c"), "w") as f:
-                f.write(TINY_C_PROGRAM)
-            run_tool([gcc, "-std=gnu11", "-Wall", "-Wextra", "-Werror",
-                      "-o", "doctor", "doctor.c"], cwd=workdir)
-            output = run_tool([os.path.join(workdir, "doctor")], cwd=workdir)
-    except ToolError as exc:
-        return Check("gcc", MISSING, f"gcc is there but cannot build a program: {exc}",
-                     "the compiler or the C library headers are incomplete; " + GCC_FIX)
+        # Built and run by socklab.c, as a %%c cell is: the same flags, the same folder.
+        c.compile(TINY_C_PROGRAM, "socklab_doctor")
+        output = c.run("socklab_doctor", timeout=SUBPROCESS_TIMEOUT, echo=False).stdout
+    except c.CompileError as exc:   # its last line ("compilation terminated.") says little
+        return Check("gcc", MISSING, "gcc is there but cannot build a program",
+                     "gcc said:\n" + textwrap.indent(exc.messages, "  ") + "\n" + broken)
+    except (ToolError, c.ProgramFailed, TimeoutError, subprocess.TimeoutExpired) as exc:
+        return Check("gcc", MISSING, f"gcc is there but cannot build a program: {exc}", broken)
     if "compiled and ran" not in output:
-        return Check("gcc", MISSING, "the test program printed something unexpected",
-                     GCC_FIX)
+        return Check("gcc", MISSING, "the test program printed something unexpected", install)
     return Check("gcc", OK, f"{version}; compiles and runs C (-std=gnu11 -Werror)")
 
 
 def check_strace():
     strace = shutil.which("strace")
     if strace is None:
-        return Check("strace", MISSING, "strace not found on PATH",
-                     "install it: sudo apt-get install strace (Fedora: sudo dnf install"
-                     " strace).  Lesson 12 uses it to show the system calls.")
+        return Check("strace", MISSING, "strace not found on PATH", trace.STRACE_FIX)
     try:
         version = first_line(run_tool([strace, "-V"]))
-        with tempfile.TemporaryDirectory(prefix="socklab-doctor-") as workdir:
-            run_tool([strace, "-f", "-e", "trace=socket", "-o", "trace.txt",
-                      sys.executable, "-c", "import socket; socket.socket().close()"],
-                     cwd=workdir)
-            with open(os.path.join(workdir, "trace.txt")) as f:
-                trace = f.read()
-    except ToolError as exc:
-        return Check("strace", MISSING, f"strace cannot trace here: {exc}", STRACE_FIX)
-    if "socket(" not in trace:
+        # Traced by socklab.trace, as lesson 12 traces: the same options, the same checks.
+        calls = trace.trace_python("import socket; socket.socket().close()").calls
+    except trace.TraceNotPermitted as exc:   # ptrace(2) forbidden: a container, say
+        return Check("strace", MISSING, "strace cannot trace here: ptrace(2) is refused",
+                     str(exc))
+    except (ToolError, RuntimeError, TimeoutError) as exc:
+        return Check("strace", MISSING, f"strace cannot trace here: {last_line(exc)}",
+                     "update strace: sudo apt-get install strace")
+    if "socket" not in calls:
         return Check("strace", MISSING, "strace ran but recorded no socket() call",
                      "update strace: sudo apt-get install strace")
     return Check("strace", OK, f"{version}; traces a socket() call")
@@ -242,7 +234,7 @@ def check_iperf3():
     if iperf3 is None:
         return Check("iperf3", WARN,
                      "not found (optional: the reference figure in lesson 12 and benchmarks/)",
-                     "for lesson 12 and the benchmarks: sudo apt-get install iperf3")
+                     str(measure.IperfMissing()))   # the advice measure's error gives
     try:
         return Check("iperf3", OK, first_line(run_tool([iperf3, "--version"])))
     except ToolError as exc:
@@ -264,29 +256,27 @@ def check_ss():
 # -- Privileges: raw sockets and packet capture ---------------------------------------
 
 def why_allowed():
-    """Why this process may (or may not) open raw sockets, in a few words."""
-    if os.geteuid() == 0:
-        return "running as root"
-    for line in (read_text("/proc/self/status") or "").splitlines():
-        # CAP_NET_RAW is capability number 13 (see capabilities(7)).
-        if line.startswith("CapEff:") and int(line.split()[1], 16) & (1 << 13):
-            return "CAP_NET_RAW is granted"
-    return "not root, and no CAP_NET_RAW"
+    """Why this process may (or may not) open raw sockets, in a few words.
+
+    The kernel asks for CAP_NET_RAW, not for root: root in a container often lacks it.
+    """
+    root = os.geteuid() == 0
+    if icmp.has_cap_net_raw():
+        return "running as root" if root else "CAP_NET_RAW is granted"
+    return "running as root, but without CAP_NET_RAW" if root else "not root, and no CAP_NET_RAW"
 
 
-def try_socket(name, family, kind, proto, lesson):
-    """Open and close one privileged socket: the only sure test of permission."""
-    try:
-        socket.socket(family, kind, proto).close()
-    except OSError as exc:   # PermissionError, usually
-        return Check(name, WARN, f"not permitted ({why_allowed()}): {exc.strerror or exc}",
-                     PRIVILEGE_FIX.format(lesson=lesson))
-    return Check(name, OK, f"permitted ({why_allowed()})")
+def privilege_check(name, permitted, lesson):
+    """Opening the socket, not reading ids and capabilities, is the sure test."""
+    if permitted:
+        return Check(name, OK, f"permitted ({why_allowed()})")
+    return Check(name, WARN, f"not permitted ({why_allowed()})",
+                 PRIVILEGE_FIX.format(lesson=lesson))
 
 
 def check_raw_socket():
-    return try_socket("raw sockets", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP,
-                      "Lesson 11 (raw sockets, ICMP echo)")
+    refused = icmp.privileges().raw_icmp   # None, or the errno name that refused it
+    return privilege_check("raw sockets", refused is None, "Lesson 11 (raw sockets, ICMP echo)")
 
 
 def check_packet_capture():
@@ -294,9 +284,9 @@ def check_packet_capture():
         return Check("AF_PACKET capture", MISSING, f"not Linux ({platform.system()}):"
                      " AF_PACKET exists only on Linux",
                      "use a Linux machine or a Linux container for lesson 11's capture")
-    ETH_P_ALL = 0x0003   # every protocol; from <linux/if_ether.h>
-    return try_socket("AF_PACKET capture", socket.AF_PACKET, socket.SOCK_RAW,
-                      socket.htons(ETH_P_ALL), "Lesson 11 (watching a handshake)")
+    # The socket Capture itself opens, bound to lo: what the lesson will do.
+    return privilege_check("AF_PACKET capture", capture.can_capture(),
+                           "Lesson 11 (watching a handshake)")
 
 
 # -- Kernel settings ------------------------------------------------------------------
@@ -304,18 +294,16 @@ def check_packet_capture():
 NOT_LINUX = ("not Linux", "nothing to do: the lessons read this setting only on Linux")
 
 
-def read_sysctl(key):
-    """A Linux kernel setting such as 'net/core/somaxconn' as one line; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    value = read_text("/proc/sys/" + key)
-    if value is None:
-        raise OSError(f"cannot read /proc/sys/{key}")   # run_all() turns this into a warn
-    return " ".join(value.split())   # "32768\t60999" reads better as "32768 60999"
+def read_sysctl(name):
+    """A kernel setting such as "net.core.somaxconn" as one line; None if not Linux.
+
+    An unreadable setting raises OSError, which run_all() turns into a warning.
+    """
+    return icmp.read_sysctl(name) if sys.platform.startswith("linux") else None
 
 
 def check_somaxconn():
-    value = read_sysctl("net/core/somaxconn")
+    value = read_sysctl("net.core.somaxconn")
     if value is None:
         return Check("somaxconn", WARN, *NOT_LINUX)
     return Check("somaxconn", OK, f"{value}: a listen() backlog above {value} is silently"
@@ -323,7 +311,7 @@ def check_somaxconn():
 
 
 def check_ping_group_range():
-    value = read_sysctl("net/ipv4/ping_group_range")
+    value = read_sysctl("net.ipv4.ping_group_range")
     if value is None:
         return Check("ping_group_range", WARN, *NOT_LINUX)
     low, high = (int(n) for n in value.split())
@@ -341,7 +329,7 @@ def check_ping_group_range():
 
 
 def check_ip_local_port_range():
-    value = read_sysctl("net/ipv4/ip_local_port_range")
+    value = read_sysctl("net.ipv4.ip_local_port_range")
     if value is None:
         return Check("ip_local_port_range", WARN, *NOT_LINUX)
     return Check("ip_local_port_range", OK, f"{value}: the ephemeral ports the kernel"

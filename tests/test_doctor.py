@@ -6,6 +6,7 @@ gcc installed? are we root?), the test says so and skips with the reason.
 """
 
 import os
+import pathlib
 import re
 import shutil
 import socket
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 
-from socklab import doctor
+from socklab import c, capture, doctor, icmp, measure, trace
 
 EXPECTED_NAMES = [
     "python", "socklab", "loopback IPv4", "loopback IPv6", "gcc", "strace",
@@ -25,6 +26,7 @@ EXPECTED_NAMES = [
 SUBPROCESS_TIMEOUT = 120  # the doctor compiles and traces; generous for a slow CI box
 IS_LINUX = sys.platform.startswith("linux")
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +149,50 @@ def test_jupyter_packages_show_a_version_or_not_installed(checks):
             assert check.detail == "not installed" and "pip install" in check.fix
 
 
+# -- The doctor asks socklab's own code -----------------------------------------------
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed on this machine")
+def test_the_gcc_check_builds_with_the_flags_of_a_c_cell(monkeypatch):
+    # A %%c cell links with c.LIBS (-pthread): a doctor with its own copy of the
+    # flags said "ok" for a command the cells do not run.
+    monkeypatch.setattr(c, "LIBS", [*c.LIBS, "-lsocklab_no_such_library"])
+    check = doctor.check_gcc()
+    assert check.status == doctor.MISSING, check
+    assert "cannot find -lsocklab_no_such_library" in check.fix  # gcc's own words
+
+
+@pytest.mark.skipif(not IS_LINUX, reason="packet capture and /proc/sys are Linux only")
+def test_privileges_and_settings_are_socklabs_own_answers(monkeypatch):
+    monkeypatch.setattr(capture, "can_capture", lambda: False)
+    assert doctor.check_packet_capture().status == doctor.WARN
+    monkeypatch.setattr(capture, "can_capture", lambda: True)
+    assert doctor.check_packet_capture().status == doctor.OK
+    refused = icmp.privileges()._replace(raw_icmp="EPERM")
+    monkeypatch.setattr(icmp, "privileges", lambda: refused)
+    assert doctor.check_raw_socket().status == doctor.WARN
+    monkeypatch.setattr(icmp, "read_sysctl", {"net.core.somaxconn": "7"}.get)
+    assert doctor.check_somaxconn().detail.startswith("7: ")
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the case of root without CAP_NET_RAW needs root")
+def test_root_without_cap_net_raw_is_told_apart(monkeypatch):
+    monkeypatch.setattr(icmp, "has_cap_net_raw", lambda: False)
+    assert doctor.why_allowed() == "running as root, but without CAP_NET_RAW"
+
+
+def test_the_python_version_socklab_needs_is_the_same_everywhere(monkeypatch):
+    """The checks catch socket timeouts as TimeoutError: one class only from 3.10."""
+    assert doctor.MIN_PYTHON >= (3, 10)
+    major, minor = doctor.MIN_PYTHON
+    assert f'requires-python = ">={major}.{minor}"' in (ROOT / "pyproject.toml").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"sys.version_info < ({major}, {minor})" in makefile
+    assert f"socklab needs Python {major}.{minor} or newer" in makefile
+    monkeypatch.setattr(doctor, "MIN_PYTHON", (99, 0))
+    check = doctor.check_python()
+    assert check.status == doctor.WARN and "Python 99.0 or newer" in check.fix
+
+
 # -- The report -----------------------------------------------------------------------
 
 def test_report_closing_line_counts_match(checks):
@@ -173,7 +219,7 @@ def test_report_is_an_aligned_table_with_fixes_below(checks):
 
 def test_report_shows_no_temporary_path(checks):
     text = doctor.report(list(checks.values()))
-    assert "socklab-doctor-" not in text
+    assert c.BUILD_PREFIX not in text and "socklab-trace-" not in text
     assert sys.executable not in text
 
 
@@ -233,6 +279,9 @@ def test_missing_gcc_is_reported_with_the_ways_to_install_it(tmp_path):
     assert finished.returncode == 1
     gcc_row = next(line for line in finished.stdout.splitlines() if line.startswith("gcc "))
     assert "missing" in gcc_row and "not found" in gcc_row
-    assert "sudo apt-get install gcc" in finished.stdout
+    # The same advice as the error a lesson's cell gives, from the same place.
+    advice = [c.GCC_INSTALL, trace.STRACE_FIX, str(measure.IperfMissing())]
+    for line in "\n".join(advice).splitlines():
+        assert line.strip() in finished.stdout
     assert "xcode-select --install" in finished.stdout
     assert "Traceback" not in finished.stderr

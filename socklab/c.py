@@ -54,6 +54,7 @@ import threading
 import time
 
 from . import registry
+from .background import Background
 
 __all__ = [
     "CFLAGS",
@@ -265,7 +266,7 @@ def _die_with_parent():
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _popen(name, args, stdin):
+def _popen(name, args, stdin, env=None):
     _program_path(name)  # raises if it was never compiled
     return subprocess.Popen(
         # "./NAME" run in the build folder: argv[0] holds no path of the machine
@@ -274,6 +275,7 @@ def _popen(name, args, stdin):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=build_dir(),
+        env=None if env is None else {**os.environ, **env},
         start_new_session=True,  # a kernel interrupt (SIGINT) is not for it
         preexec_fn=_die_with_parent if _prctl is not None else None,
     )
@@ -378,38 +380,31 @@ def _feed(selector, key):
         key.fileobj.close()  # end of file: the program's read() returns 0
 
 
-class CProgram:
+class CProgram(Background):
     """A C program running in the background, e.g. a server.
 
     ``address`` is ("127.0.0.1", port) from its ``LISTENING <port>`` line,
     ``output`` what it printed so far (stdout and stderr, in order), ``pid`` its
     process id.  ``wait_for_output(text)`` waits until it has printed ``text``.
-    ``stop()`` ends it: safe to call more than once.
+    ``stop()`` ends it: safe to call more than once.  It follows the lifecycle
+    of socklab.background: a program already running under the same name is
+    stopped *before* this one starts, so a server on a fixed port can restart.
     """
 
-    def __init__(self, name, args=(), ready_timeout=READY_TIMEOUT, host="127.0.0.1"):
-        self.name = name
+    def __init__(self, name, args=(), ready_timeout=READY_TIMEOUT, host="127.0.0.1",
+                 env=None):
         self.args = list(args)
         self.host = host
         self.port = None
+        self.returncode = None
+        self._env = env
         self._output = bytearray()
         self._open_pipes = 2  # stdout and stderr; 0 once it can print nothing more
         # Guards port, _output and _open_pipes; the readers notify it at each line
         # and when a pipe closes, which wakes wait_for_output().
         self._changed = threading.Condition()
         self._ready = threading.Event()
-        self._stopped = False
-        self.returncode = None
-        self._process = _popen(name, self.args, subprocess.DEVNULL)
-        self.pid = self._process.pid
-        self._readers = [
-            threading.Thread(target=self._collect, args=(pipe,), daemon=True,
-                             name=f"socklab {name} output")
-            for pipe in (self._process.stdout, self._process.stderr)
-        ]
-        for reader in self._readers:
-            reader.start()
-        registry.register(self)
+        super().__init__(name)  # claims the name, open(), then serve() in a thread
         if not self._ready.wait(ready_timeout):
             output = self.output
             self.stop(quiet=True)
@@ -421,6 +416,18 @@ class CProgram:
             output = self.output
             self.stop(quiet=True)
             raise ProgramFailed(name, self.returncode, output)
+
+    def open(self):
+        self._process = _popen(self.name, self.args, subprocess.DEVNULL, self._env)
+        self.pid = self._process.pid
+
+    def serve(self):
+        """Collect stdout here and stderr in a second thread, until the program ends."""
+        self.spawn(self._collect, f"socklab {self.name} stderr", self._process.stderr)
+        self._collect(self._process.stdout)
+
+    def wake(self):
+        self.returncode = _end(self._process)  # its pipes close: the readers end
 
     def _collect(self, pipe):
         """Reader thread: keep what the program prints; notice LISTENING <port>."""
@@ -479,19 +486,8 @@ class CProgram:
 
     def stop(self, quiet=False):
         """End the program (SIGTERM, then SIGKILL); return a description of its exit."""
-        if not self._stopped:
-            self._stopped = True
-            self.returncode = _end(self._process)
-            for reader in self._readers:
-                reader.join(STOP_GRACE)
-            registry.unregister(self)
+        super().stop(timeout=STOP_GRACE * 2)
         return None if quiet else describe_exit(self.name, self.returncode)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     def __repr__(self):
         state = "running" if self.alive else describe_exit(self.name, self._process.poll())

@@ -296,7 +296,7 @@ def python_for_nobody():
     for python in dict.fromkeys(candidates):
         try:
             probe = subprocess.run(
-                [python, "-c", "import sys; assert sys.version_info >= (3, 9)"],
+                [python, "-c", "import sys; assert sys.version_info >= (3, 10)"],
                 user=NOBODY, group=NOBODY, extra_groups=[], cwd="/",
                 capture_output=True, timeout=TIMEOUT,
             )

@@ -58,6 +58,7 @@ from .background import Background
 
 __all__ = [
     "CFLAGS",
+    "SANITIZE",
     "CompileError",
     "GccMissing",
     "ProgramFailed",
@@ -67,10 +68,16 @@ __all__ = [
     "run",
     "start",
     "handle",
+    "sanitizer_report",
 ]
 
 CFLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror"]
 LIBS = ["-pthread"]  # harmless when unused; lesson 10's threaded servers need it
+# compile(..., sanitize=True) and %%c NAME --sanitize: AddressSanitizer (bad
+# pointers, overruns, use after free) and UBSan (overflow, bad shifts ...), with
+# line numbers (-g).  The first error ends the program with a report.
+SANITIZE = ["-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=all"]
 RUN_TIMEOUT = 10.0  # seconds a foreground program may run
 READY_TIMEOUT = 5.0  # seconds a background program has to print LISTENING <port>
 STOP_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -125,12 +132,14 @@ class CompileError(Exception):
 class ProgramFailed(Exception):
     """A C program exited with a non-zero status or was killed by a signal."""
 
-    def __init__(self, name, returncode, stdout="", stderr=""):
+    def __init__(self, name, returncode, stdout="", stderr="", report=None):
         self.name = name
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        super().__init__(describe_exit(name, returncode))
+        self.report = report  # a sanitizer's report (see sanitizer_report), or None
+        message = describe_exit(name, returncode)
+        super().__init__(f"{message}\n{report}" if report else message)
 
     def _render_traceback_(self):
         return [f"ProgramFailed: {self}"]
@@ -148,8 +157,62 @@ def describe_exit(name, returncode):
     return f"{text}: {meaning}" if meaning else text
 
 
+def _sanitizer_env(name):
+    """AddressSanitizer's long reports go to a file NAME.sanitizer.PID in the
+    build folder, not to stderr, so the program's own output stays readable;
+    sanitizer_report() reads it back in a few lines.  (UBSan's are short and
+    stay on stderr: beside ASan, gcc's UBSan does not honour log_path.)  Leak
+    checking is off: it needs ptrace, which containers often refuse."""
+    for old in build_dir().glob(f"{name}.sanitizer.*"):
+        old.unlink(missing_ok=True)  # a report belongs to this run only
+    return {"ASAN_OPTIONS": f"detect_leaks=0:log_path={name}.sanitizer",
+            "UBSAN_OPTIONS": "print_stacktrace=0"}  # one line, the cell's own
+
+
+_ASAN_ERROR = re.compile(r"ERROR: AddressSanitizer: ([\w-]+)")
+_ACCESS = re.compile(r"^(READ|WRITE) of size (\d+)")
+_UBSAN_ERROR = re.compile(r"(?:\S*/)?([\w-]+\.c):(\d+):(\d+): runtime error: (.*)")
+_VARIABLE = re.compile(r"^\s*\[\d+, \d+\) '(\w+)' \(line (\d+)\) <== (.*)")
+
+
+def sanitizer_report(name, output=""):
+    """The first sanitizer report of program NAME's last run, in a few lines; or None.
+
+    ``output`` is what the program wrote to stderr (UBSan reports there).
+    Kept: what went wrong, and the lines of NAME.c on the way there (the cell's
+    own line numbers), innermost first.  Dropped: addresses, the process id,
+    frames in the C library, shadow bytes.  None unless NAME was last compiled
+    with sanitize=True.
+    """
+    if name not in _sanitized:
+        return None
+    files = sorted(build_dir().glob(f"{name}.sanitizer.*"))
+    text = files[0].read_text(errors="replace") if files else output
+    frame = re.compile(rf"#\d+ 0x[0-9a-f]+ in (\w+) (?:\S*/)?({re.escape(name)}\.c):(\d+)")
+    lines, stack_done = [], False
+    for line in text.splitlines():
+        if match := _ASAN_ERROR.search(line):
+            lines.append(f"AddressSanitizer: {match[1]}")
+        elif match := _UBSAN_ERROR.search(line):
+            if lines:
+                break  # a second report: the first is the one that matters
+            lines.append(f"UBSan: {match[1]}:{match[2]}: {match[4]}")
+        elif match := _ACCESS.search(line):
+            lines.append(f"  a {match[1].lower()} of {match[2]} byte(s)")
+        elif (match := frame.search(line)) and not stack_done:
+            lines.append(f"  in {match[1]}() at {match[2]}:{match[3]}")
+        elif not line.strip() and lines and lines[-1].startswith("  in "):
+            stack_done = True  # the next frames say where a variable lives
+        elif match := _VARIABLE.search(line):
+            lines.append(f"  variable '{match[1]}' (line {match[2]}): {match[3].strip()}")
+        elif line.startswith("SUMMARY:"):
+            break  # the rest is shadow memory, for the sanitizer's authors
+    return "\n".join(lines) or None
+
+
 _build_dir = None
 _build_lock = threading.Lock()
+_sanitized = set()  # names of programs last compiled with sanitize=True
 _owner_lock = None  # a file descriptor, open as long as this process lives
 BUILD_PREFIX = "socklab-c-"
 OWNER_LOCK = "owner.lock"
@@ -206,17 +269,22 @@ def _check_name(name):
         )
 
 
-def compile(source, name, flags=()):
+def compile(source, name, flags=(), sanitize=False):
     """Compile C ``source`` as ``NAME.c``; return the path of the program.
 
     Raises CompileError with gcc's messages for any error or warning, and
     GccMissing when there is no gcc.  An unchanged source is not compiled again.
+    With ``sanitize`` the program is built with SANITIZE, and run() and start()
+    then turn its first sanitizer report into a few lines naming NAME.c's lines.
     """
     _check_name(name)
     gcc = shutil.which("gcc")
     if gcc is None:
         raise GccMissing()
     folder = build_dir()
+    flags = [*flags, *(SANITIZE if sanitize else ())]
+    with _build_lock:
+        (_sanitized.add if sanitize else _sanitized.discard)(name)
     command = ["gcc", *CFLAGS, *flags, "-o", name, f"{name}.c", *LIBS]
     # The course's helpers sit beside the source, so `#include "socklab.h"`
     # works and gcc's messages name it without a path of this machine.
@@ -268,6 +336,8 @@ def _die_with_parent():
 
 def _popen(name, args, stdin, env=None):
     _program_path(name)  # raises if it was never compiled
+    if name in _sanitized:
+        env = {**(env or {}), **_sanitizer_env(name)}
     return subprocess.Popen(
         # "./NAME" run in the build folder: argv[0] holds no path of the machine
         [f"./{name}", *map(str, args)],
@@ -359,8 +429,9 @@ def run(name, args=(), timeout=RUN_TIMEOUT, input=None, echo=True, check=True):
             if pipe is not None:
                 pipe.close()
     result = Completed(name, returncode, out, err)
+    report = sanitizer_report(name, result.stderr)
     if check and returncode != 0:
-        raise ProgramFailed(name, returncode, result.stdout, result.stderr)
+        raise ProgramFailed(name, returncode, result.stdout, result.stderr, report)
     return result
 
 
@@ -415,7 +486,8 @@ class CProgram(Background):
         if self.port is None:  # woken because it exited before listening
             output = self.output
             self.stop(quiet=True)
-            raise ProgramFailed(name, self.returncode, output)
+            raise ProgramFailed(name, self.returncode, output,
+                                report=sanitizer_report(name, output))
 
     def open(self):
         self._process = _popen(self.name, self.args, subprocess.DEVNULL, self._env)
@@ -483,6 +555,10 @@ class CProgram(Background):
     @property
     def alive(self):
         return self._process.poll() is None
+
+    def sanitizer_report(self):
+        """Its first sanitizer report in a few lines (built with sanitize=True), or None."""
+        return sanitizer_report(self.name, self.output)
 
     def stop(self, quiet=False):
         """End the program (SIGTERM, then SIGKILL); return a description of its exit."""

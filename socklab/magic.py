@@ -8,6 +8,9 @@
     %%c echo_server --bg         start it in the background; waits for LISTENING <port>
     %%c broken --compile-only    only compile (a listing that is not run)
     %%c slow --timeout 30        allow more than 10 s
+    %%c buggy --sanitize         build with AddressSanitizer and UBSan: the first
+                                 memory or undefined-behaviour error stops the
+                                 program with a report naming the cell's lines
 
 This is the only socklab module that imports IPython; it is a thin face over
 socklab.c, which does the work and can be used without Jupyter.
@@ -28,6 +31,9 @@ class CMagics(Magics):
     @argument("--bg", action="store_true",
               help="run in the background (a server must print 'LISTENING <port>')")
     @argument("--compile-only", action="store_true", help="compile, do not run")
+    @argument("--sanitize", action="store_true",
+              help="build with -fsanitize=address,undefined -g: a bad pointer, an "
+                   "overrun or undefined behaviour stops it with a short report")
     @argument("--timeout", type=float, default=c.RUN_TIMEOUT,
               help="seconds the program may run in the foreground (default: %(default)s)")
     @argument("args", nargs="*", help="arguments for the program (after --)")
@@ -35,7 +41,7 @@ class CMagics(Magics):
     def c_cell(self, line, cell):
         """Compile this cell as C (gcc -std=gnu11 -Wall -Wextra -Werror) and run it."""
         options = parse_line(self.c_cell.parser, line)
-        c.compile(cell, options.name)
+        c.compile(cell, options.name, sanitize=options.sanitize)
         if options.compile_only:
             return None
         if options.bg:

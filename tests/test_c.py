@@ -579,3 +579,95 @@ def test_interrupting_a_foreground_program_ends_it_before_run_returns():
         process.stdin.close()
         process.wait(TIMEOUT)
         process.stdout.close()
+
+
+# -- sanitizers: compile(sanitize=True) and %%c NAME --sanitize ---------------
+
+OVERRUN = r"""#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    char name[8];
+    (void)argc;
+    strcpy(name, argv[0]);  /* "./overrun" is 10 bytes with its '\0' */
+    printf("%s\n", name);
+    return 0;
+}
+"""
+
+OVERFLOW = r"""#include <limits.h>
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    int x = INT_MAX;
+    (void)argv;
+    x += argc;
+    printf("%d\n", x);
+    return 0;
+}
+"""
+
+
+def test_a_sanitized_overrun_names_the_cells_line_and_variable():
+    c.compile(OVERRUN, "overrun", sanitize=True)
+    with pytest.raises(c.ProgramFailed) as failed:
+        c.run("overrun", echo=False)
+    report = failed.value.report
+    assert report.splitlines()[:2] == ["AddressSanitizer: stack-buffer-overflow",
+                                       "  a write of 10 byte(s)"]
+    assert "  in main() at overrun.c:8" in report
+    assert "variable 'name' (line 6)" in report
+    assert report in str(failed.value)
+    assert str(c.build_dir()) not in str(failed.value)
+
+
+def test_a_sanitized_overflow_is_reported_by_ubsan():
+    c.compile(OVERFLOW, "overflow", sanitize=True)
+    with pytest.raises(c.ProgramFailed) as failed:
+        c.run("overflow", echo=False)
+    assert failed.value.report.startswith("UBSan: overflow.c:8: signed integer overflow")
+
+
+def test_without_sanitize_the_same_program_runs_and_reports_nothing():
+    c.compile(OVERFLOW, "overflow", sanitize=True)
+    c.compile(OVERFLOW, "overflow")
+    done = c.run("overflow", echo=False)
+    assert done.stdout == "-2147483648\n"
+    assert c.sanitizer_report("overflow", done.stderr) is None
+
+
+def test_a_sanitized_background_server_reports_its_crash():
+    source = r"""#include "socklab.h"
+
+int main(void)
+{
+    alarm(60);
+    int listener = listen_on("127.0.0.1", "0", 8);
+    if (listener < 0 || announce_port(listener) < 0)
+        return 1;
+    int fd = accept_client(listener, NULL, NULL);
+    if (fd < 0)
+        return 1;
+    char small[4];
+    ssize_t n = recv(fd, small, 64, 0);  /* the bug: 64 is not sizeof small */
+    printf("%zd\n", n);
+    return 0;
+}
+"""
+    c.compile(source, "crashy", sanitize=True)
+    with c.start("crashy") as program:
+        with socket.create_connection(program.address, timeout=5) as client:
+            client.sendall(b"x" * 64)
+            client.settimeout(5)
+            assert client.recv(1) == b""  # it died, and the kernel closed its socket
+    report = program.sanitizer_report()
+    assert report.startswith("AddressSanitizer: stack-buffer-overflow")
+    assert "  in main() at crashy.c:13" in report
+
+
+def test_magic_sanitize_reports_the_first_error_in_the_cells_lines(shell):
+    with pytest.raises(c.ProgramFailed) as failed:
+        shell.run_cell_magic("c", "magic_overrun --sanitize", OVERRUN)
+    assert "  in main() at magic_overrun.c:8" in failed.value.report

@@ -31,7 +31,6 @@ import ctypes
 import json
 import os
 import pathlib
-import re
 import signal
 import stat
 import subprocess
@@ -44,14 +43,13 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from nbval.plugin import (coalesce_streams, find_comment_markers, find_metadata_tags,
-                          get_sanitize_patterns, transform_streams_for_comparison)
+
+import nbcompare  # tests/nbcompare.py: nbval's rules, stated once
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LESSON_DIR = ROOT / "notebooks" / "en"
 LESSONS = ["03-tcp-server", "05-echo", "07-udp"]
 LEARNERS = 20
-SANITIZE_FILE = ROOT / "tools" / "nbval-sanitize.cfg"
 
 # Twenty kernels on two cores are slow: generous limits, but every one bounded.
 CELL_TIMEOUT = 240  # seconds for one cell (a lesson's cells take < 10 s alone)
@@ -59,12 +57,6 @@ STARTUP_TIMEOUT = 240  # seconds for a kernel to answer after it was started
 OUTPUT_TIMEOUT = 60  # seconds a cell's output may come after its reply
 RUN_LIMIT = 720  # seconds for all learners together, then everything is stopped
 ORCHESTRATOR_LIMIT = RUN_LIMIT + 120  # the orchestrator's cleanup included
-
-# What nbval leaves out of the comparison (nbval.plugin.IPyNbFile.skip_compare;
-# images too, as `make test` runs nbval without nbdime).
-SKIP_COMPARE = ("metadata", "traceback", "prompt_number", "output_type", "name",
-                "execution_count", "application/vnd.jupyter.widget-view+json",
-                "image/png", "image/jpeg")
 
 PROBE = """\
 import json as _json, os as _os, socklab as _socklab
@@ -101,57 +93,15 @@ def test_twenty_learners_run_lessons_at_once(tmp_path):
 
 # -- comparing outputs, as nbval does --------------------------------------------
 
-def sanitize_patterns():
-    return get_sanitize_patterns(SANITIZE_FILE.read_text())
-
-
-def cell_options(cell):
-    """nbval's options for a cell: from its tags and from comment markers."""
-    options = defaultdict(bool, find_metadata_tags(cell.metadata))
-    options.update(find_comment_markers(cell.source))
-    options.setdefault("check", True)
-    return options
-
-
-def comparable(outputs, patterns):
-    """Outputs flattened by key (stream name, MIME type, ename ...), sanitized."""
-    flat = defaultdict(list)
-    outputs = transform_streams_for_comparison(coalesce_streams(copy.deepcopy(outputs)))
-    for output in outputs:
-        for key, value in output.items():
-            if key in SKIP_COMPARE:
-                continue
-            items = value.items() if key == "data" else [(key, value)]
-            for name, text in items:
-                if name in SKIP_COMPARE:
-                    continue
-                if isinstance(text, str):
-                    for regex, replace in patterns:
-                        text = re.sub(regex, replace, text)
-                flat[name].append(text)
-    return dict(flat)
-
-
-def output_differences(stored, executed, patterns):
-    """nbval's verdict on each code cell: a list of readable differences."""
-    problems = []
+def output_differences(stored, executed):
+    """nbval's verdict on each code cell (tests/nbcompare.py), in readable lines."""
     stored_cells = [cell for cell in stored.cells if cell.cell_type == "code"]
     run_cells = [cell for cell in executed.cells if cell.cell_type == "code"]
+    problems = []
     for number, (want, got) in enumerate(zip(stored_cells, run_cells)):
-        options = cell_options(want)
-        if options["skip"]:
-            continue
-        errors = [out for out in got.outputs if out.output_type == "error"]
-        if errors and not options["check_exception"]:
-            problems.append(f"code cell {number} raised {errors[0].ename}: {errors[0].evalue}")
-            continue
-        if not options["check"] or want.execution_count is None:
-            continue
-        expected = comparable(want.outputs, patterns)
-        actual = comparable(got.outputs, patterns)
-        if expected != actual:
-            problems.append(f"code cell {number} output differs:\n  stored:   {expected!r:.600}"
-                            f"\n  executed: {actual!r:.600}")
+        problem = nbcompare.problem(want, got.outputs)
+        if problem:
+            problems.append(f"code cell {number} {problem}")
     return problems
 
 
@@ -256,7 +206,6 @@ class Workshop:
 
     def __init__(self, logs):
         self.logs = logs  # a folder for the kernels' own output
-        self.patterns = sanitize_patterns()
         self.problems = []
         self.restarts = []  # kernels that did not start, and were started again
         self.kernels = []  # every kernel manager, for the final cleanup
@@ -293,7 +242,7 @@ class Learner:
             ran = await self.execute(lesson, stored, log_path, may_retry=False)
         nb, probe = ran
         nb.cells.pop()  # the probe
-        for difference in output_differences(stored, nb, self.workshop.patterns)[:3]:
+        for difference in output_differences(stored, nb)[:3]:
             self.problem(lesson, difference)
         if probe is not None:
             self.check_after_shutdown(lesson, probe)

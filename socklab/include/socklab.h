@@ -12,13 +12,15 @@
  *   listen_on(host, port, n)    TCP listener over getaddrinfo(), SO_REUSEADDR
  *   announce_port(fd)           print "LISTENING <port>" for socklab's start()
  *   accept_client(fd, ...)      accept(), going on after the errors that end
- *                               only one connection (man 2 accept)
+ *                               only one connection (man 2 accept); -1 with
+ *                               EAGAIN when a non-blocking listener has none
  *   send_all(fd, buf, len)      send() until all is sent; MSG_NOSIGNAL
  */
 #ifndef SOCKLAB_H
 #define SOCKLAB_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,10 +131,13 @@ static inline int announce_port(int fd)
 
 /* accept(), for a server that must outlive any one client.  man 2 accept:
  * errors of the *pending connection* (ECONNABORTED, EPROTO and the network
- * errors) and EINTR are reported and skipped; running out of descriptors or
- * memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is reported, and after a pause
- * (so the loop does not spin) the server goes on.  Returns the new socket, or
- * -1 only for an error of the listening socket itself (EBADF, EINVAL, ...). */
+ * errors) and EINTR are reported and skipped.  Running out of descriptors or
+ * memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is reported and, after a pause so
+ * that the loop does not spin, tried again -- by a blocking listener; a
+ * non-blocking one (an event loop) gets -1 back, to serve its other clients
+ * first.  Returns the new socket; or -1 with errno EAGAIN (non-blocking:
+ * nobody is waiting), EMFILE and the like (non-blocking), or an error of the
+ * listening socket itself (EBADF, EINVAL, ...), printed. */
 static inline int accept_client(int listener, struct sockaddr *peer, socklen_t *peerlen)
 {
     socklen_t room = peerlen != NULL ? *peerlen : 0;
@@ -143,16 +148,27 @@ static inline int accept_client(int listener, struct sockaddr *peer, socklen_t *
         if (fd >= 0)
             return fd;
         switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return -1;
         case EINTR:
         case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
         case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case ENETUNREACH:
         case EOPNOTSUPP:
             perror("accept (skipped)");
             continue;
-        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM: {
+            int saved = errno, flags = fcntl(listener, F_GETFL);
             perror("accept (pausing)");
             usleep(100 * 1000);
+            if (flags >= 0 && (flags & O_NONBLOCK)) {
+                errno = saved;
+                return -1;
+            }
             continue;
+        }
         default:
             perror("accept");
             return -1;

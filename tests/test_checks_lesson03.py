@@ -108,7 +108,7 @@ def test_make_listener_says_not_written_yet():
 def test_make_listener_explains_ipv6():
     report = lesson03.check_make_listener(make_listener_ipv4_only)
     assert not report.ok
-    assert [passed for passed, _, _ in report.results] == [True, True, False]
+    assert [verdict.passed for _, verdict in report.results] == [True, True, False]
     assert "AF_INET6" in repr(report)
 
 
@@ -144,7 +144,7 @@ def test_make_listener_reads_the_backlog():
     report = lesson03.check_make_listener(make_listener_seeds_backlog)
     assert not report.ok
     # right for backlog 5, wrong for backlog 1
-    assert [passed for passed, _, _ in report.results][:2] == [True, False]
+    assert [verdict.passed for _, verdict in report.results][:2] == [True, False]
     assert "its backlog is 5, not 1" in repr(report)
 
 
@@ -263,7 +263,7 @@ def test_serve_one_says_not_written_yet():
 def test_serve_one_must_survive_a_reset():
     report = lesson03.check_serve_one(serve_one_no_catch)
     assert not report.ok
-    assert [passed for passed, _, _ in report.results] == [True, True, False]
+    assert [verdict.passed for _, verdict in report.results] == [True, True, False]
     assert "catch ConnectionResetError" in repr(report)
 
 

@@ -148,7 +148,7 @@ def test_recv_exact_stops_a_loop_that_spins_on_eof():
     assert "recv() returned b'' 100 times" in text
     assert "raise EOFError" in text
     # and the first two cases, which it gets right, pass
-    assert [passed for passed, _, _ in report.results][:2] == [True, True]
+    assert [verdict.passed for _, verdict in report.results][:2] == [True, True]
 
 
 def test_recv_exact_rejects_reading_past_n():
@@ -182,7 +182,7 @@ def test_recv_exact_explains_recv_of_zero_bytes():
     report = lesson04.check_recv_exact(recv_exact_do_while)
     text = report_text(report)
     assert "With n = 0 there is nothing to read" in text
-    assert [passed for passed, _, _ in report.results] == [True, True, True, False]
+    assert [verdict.passed for _, verdict in report.results] == [True, True, True, False]
 
 
 def test_recv_exact_rejects_str():
@@ -258,7 +258,7 @@ def test_send_message_explains_a_single_send():
     assert not report.ok
     assert "your function returned after the first send(): it sent" in text
     assert "of 1,000,000 bytes" in text
-    assert report.results[0][0]  # the short message fits in one send()
+    assert report.results[0][1].passed  # the short message fits in one send()
 
 
 def test_send_message_refuses_sendall():

@@ -12,7 +12,7 @@ from socklab.checks import lesson05
 
 
 def hints(report):
-    return "\n".join(hint for passed, _, hint in report.results if not passed)
+    return "\n".join(hint for _, hint in report.failures)
 
 
 # ---------------------------------------------------------------- echo_handler
@@ -101,7 +101,7 @@ def test_echo_handler_seed_loop_is_named_spinning():
 def test_echo_handler_that_raises_on_reset_is_rejected():
     for _ in range(3):  # the reset must be seen every time, whatever the timing
         report = lesson05.check_echo_handler(handler_no_catch)
-        passed = [passed for passed, _, _ in report.results]
+        passed = [verdict.passed for _, verdict in report.results]
         assert passed == [True, True, True, False], report
         assert "ConnectionResetError and BrokenPipeError" in hints(report)
 
@@ -110,14 +110,14 @@ def test_echo_handler_with_send_loses_bytes():
     report = lesson05.check_echo_handler(handler_send)
     assert not report.ok
     assert "sendall()" in hints(report)
-    assert "1 MiB" in report.results[2][1] and not report.results[2][0]
+    assert "1 MiB" in report.results[2][0] and not report.results[2][1].passed
 
 
 def test_echo_handler_that_waits_for_the_end_is_rejected():
     report = lesson05.check_echo_handler(handler_waits_for_end)
     assert not report.ok
     assert "at once" in hints(report)
-    assert not report.results[1][0]  # the byte-at-a-time client
+    assert not report.results[1][1].passed  # the byte-at-a-time client
 
 
 def test_echo_handler_check_leaves_nothing_running():
@@ -252,14 +252,15 @@ def test_ask_udp_stub_is_not_written_yet():
 ])
 def test_ask_udp_wrong_answers_are_rejected(ask, failing, words):
     report = lesson05.check_ask_udp(ask)
-    failed = [index for index, (passed, _, _) in enumerate(report.results) if not passed]
+    failed = [index for index, (_, verdict) in enumerate(report.results)
+              if not verdict.passed]
     assert failed == failing, report
     assert words in hints(report)
 
 
 def test_ask_udp_without_timeout_is_stopped_with_a_hint():
     report = lesson05.check_ask_udp(ask_no_timeout)
-    assert [passed for passed, _, _ in report.results] == [True, False]
+    assert [verdict.passed for _, verdict in report.results] == [True, False]
     assert "settimeout(timeout)" in hints(report)
 
 

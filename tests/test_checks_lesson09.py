@@ -150,11 +150,6 @@ def test_read_message_right_answers_pass_and_say_how_many_splits_were_tried():
         assert "every chunk size from 1 to 4,096" in repr(report)
 
 
-def failures(report):
-    return [(description, hint) for passed, description, hint in report.results
-            if not passed]
-
-
 def test_read_message_stub_is_not_written_yet():
     report = lesson09.check_read_message(read_message_stub)
     assert not report.ok
@@ -174,14 +169,14 @@ def test_one_recv_per_part_is_caught_with_the_right_hint():
 
 def test_the_wrong_byte_order_is_named():
     report = lesson09.check_read_message(read_message_little_endian)
-    [(description, hint)] = failures(report)  # it says it all: the check stops
+    [(description, hint)] = report.failures  # it says it all: the check stops
     assert description == "one frame, b'hello', sent in one piece"
     assert "83,886,080" in hint and "network byte order" in hint
 
 
 def test_ignoring_eof_inside_a_frame_is_caught():
     report = lesson09.check_read_message(read_message_ignores_eof)
-    bad = dict(failures(report))
+    bad = dict(report.failures)
     assert set(bad) == {"the peer closes inside a header: an exception",
                         "the peer closes inside a message: an exception"}
     for hint in bad.values():
@@ -190,28 +185,28 @@ def test_ignoring_eof_inside_a_frame_is_caught():
 
 def test_returning_part_of_a_frame_is_caught():
     report = lesson09.check_read_message(read_message_returns_part)
-    bad = dict(failures(report))
+    bad = dict(report.failures)
     hint = bad["the peer closes inside a message: an exception"]
     assert "b'abc'" in hint and "raise EOFError" in hint
 
 
 def test_reading_past_the_frame_is_caught():
     report = lesson09.check_read_message(read_message_over_reads)
-    bad = dict(failures(report))
+    bad = dict(report.failures)
     hint = bad["two frames sent with one sendall(): two calls, two messages"]
     assert "the first call read 35 bytes, but its frame has only 17" in hint
 
 
 def test_a_buffered_file_per_call_is_named():
     report = lesson09.check_read_message(read_message_makefile_each_call)
-    bad = dict(failures(report))
+    bad = dict(report.failures)
     hint = bad["two frames sent with one sendall(): two calls, two messages"]
     assert "sock.makefile()" in hint and "reads ahead" in hint
 
 
 def test_b_empty_at_a_clean_end_is_caught():
     report = lesson09.check_read_message(read_message_empty_at_end)
-    bad = dict(failures(report))
+    bad = dict(report.failures)
     assert "b'' is a message too" in bad["the peer closes after a frame: then None"]
 
 
@@ -335,7 +330,7 @@ def test_read_lines_stub_is_not_written_yet():
 def hint_of(answer):
     report = lesson09.check_read_lines(answer)
     assert not report.ok
-    return "\n".join(hint for _, hint in failures(report))
+    return "\n".join(hint for _, hint in report.failures)
 
 
 def test_decoding_each_piece_is_caught():
@@ -360,7 +355,7 @@ def read_lines_returns_a_list(sock):
 def test_a_list_instead_of_a_generator_is_named_first():
     report = lesson09.check_read_lines(read_lines_returns_a_list)
     assert len(report.results) == 1  # it says it all: the check stops
-    hint = report.results[0][2]
+    hint = report.results[0][1].hint
     assert hint.startswith("it returned a list, not a generator.")
     assert "yield" in hint and "last line" not in hint
     report = lesson09.check_read_lines(lambda sock: "".join(read_lines_right(sock)))

@@ -7,19 +7,21 @@ those tests say which they expect.
 
 import os
 import struct
+import time
 
 from socklab import icmp
 from socklab.checks import lesson11
+from socklab.checks.report import TIME_LIMIT
 
 ROOT = os.geteuid() == 0
 
 
 def hints(report):
-    return "\n".join(hint for passed, _, hint in report.results if not passed)
+    return "\n".join(hint for _, hint in report.failures)
 
 
 def failed(report):
-    return [description for passed, description, _ in report.results if not passed]
+    return [description for description, _ in report.failures]
 
 
 # ---------------------------------------------------------------- internet_checksum
@@ -49,6 +51,11 @@ def checksum_by_bytes(data):
 
 def checksum_stub(data):
     ...
+
+
+def checksum_forever(data):
+    """Wrong: still running when the check's time limit is over (then it ends)."""
+    time.sleep(TIME_LIMIT + 1)
 
 
 def checksum_no_padding(data):
@@ -105,12 +112,19 @@ def test_checksum_stub_is_not_written_yet():
     assert "is it written yet?" in hints(report)
 
 
+def test_checksum_that_never_returns_is_a_hang_not_a_stub():
+    report = lesson11.check_internet_checksum(checksum_forever)
+    assert len(report.results) == 1 and not report.ok  # every case would hang again
+    assert "did not return in time" in hints(report)
+    assert "written yet" not in hints(report)
+
+
 def test_checksum_without_padding_is_told_to_pad():
     report = lesson11.check_internet_checksum(checksum_no_padding)
     assert "odd lengths: 1, 3 and 17 bytes (pad with a zero byte)" in failed(report)
     assert "pad the\nmessage with one zero byte at the end" in hints(report)
     assert "for 1 byte b'\\x01':\nit raised struct.error: " in hints(report)
-    assert report.results[0][0]  # even lengths pass
+    assert report.results[0][1].passed  # even lengths pass
 
 
 def test_checksum_padded_in_front():
@@ -199,7 +213,7 @@ def test_request_right_answer_passes():
     assert report.ok, repr(report)
     assert len(report.results) == (5 if ROOT else 4)
     if ROOT:
-        assert report.results[-1][1] == "sent to 127.0.0.1: the kernel answers it"
+        assert report.results[-1][0] == "sent to 127.0.0.1: the kernel answers it"
     else:
         assert "nothing was sent" in report.title
 
@@ -212,7 +226,7 @@ def test_request_stub_is_not_written_yet():
 def test_request_wrong_type():
     report = lesson11.check_echo_request(request_type_0)
     assert "an echo request is type 8" in hints(report)
-    assert not report.results[-1][0]
+    assert not report.results[-1][1].passed
 
 
 def test_request_in_native_byte_order():
@@ -290,7 +304,7 @@ def test_parse_right_answers_pass():
         assert report.ok, repr(report)
         assert len(report.results) == (6 if ROOT else 5)
     if ROOT:
-        assert report.results[0][1].startswith("a real echo reply from 127.0.0.1")
+        assert report.results[0][0].startswith("a real echo reply from 127.0.0.1")
 
 
 def test_parse_stub_is_not_written_yet():

@@ -6,9 +6,16 @@ The ask() check runs against a real server on loopback that delays its ACKs.
 import collections
 import socket
 import struct
+import time
 
 import socklab
 from socklab.checks import lesson12
+from socklab.checks.report import TIME_LIMIT
+
+
+def never_returns(*args):
+    """Wrong: still running when the check's time limit is over (then it ends)."""
+    time.sleep(TIME_LIMIT + 1)
 
 # ------------------------------------------------------------------ extra_calls
 
@@ -75,7 +82,7 @@ def test_extra_calls_a_wrong_answer_is_counted_against_every_case():
     when they pass (not "1 of 1 checks failed" for a wrong first answer)."""
     report = lesson12.check_extra_calls(extra_calls_set_as_dict)
     assert len(report.results) == len(lesson12.TRACES)
-    failed = sum(not passed for passed, _, _ in report.results)
+    failed = len(report.failures)
     assert 0 < failed < len(lesson12.TRACES)
     assert f"{failed} of {len(lesson12.TRACES)} checks failed." in repr(report)
 
@@ -96,6 +103,13 @@ def test_extra_calls_signals_and_exits_are_not_calls():
 def test_extra_calls_negative_counts_are_refused():
     text = repr(lesson12.check_extra_calls(extra_calls_negative))
     assert "negative count" in text
+
+
+def test_extra_calls_that_never_returns_is_a_hang_not_a_stub():
+    report = lesson12.check_extra_calls(never_returns)
+    assert len(report.results) == 1, report
+    assert "did not return within the time limit" in repr(report)
+    assert "written yet" not in repr(report)
 
 
 def test_the_recorded_traces_parse_into_the_expected_records():
@@ -157,6 +171,12 @@ def test_ask_in_two_writes_stalls_and_is_told_why():
 
 def test_ask_stub_is_not_written():
     assert "is it written yet?" in repr(lesson12.check_ask(ask_stub))
+
+
+def test_ask_that_never_returns_is_a_hang_not_a_stub():
+    report = lesson12.check_ask(never_returns)
+    assert [description for description, _ in report.failures] == ["the answers are right"]
+    assert "did not return in time" in repr(report) and "written yet" not in repr(report)
 
 
 def test_ask_wrong_answer_is_refused_and_nothing_is_left_running():

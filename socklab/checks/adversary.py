@@ -1,4 +1,4 @@
-"""Clients that make life hard for a server, for the checks of lesson 10 (and later).
+"""Clients that make life hard for a server: lesson 10 shows them, its checks use them.
 
 A server that works for one polite client may still fail the moment real clients
 arrive: a hundred at once, one that resets the connection, one that sends and never
@@ -9,10 +9,12 @@ sockets, never longer than a fixed time.
 
     socks = connect_many(address, 100)          # 100 connected clients
     echo_round(socks)                           # each sends its own line; who got it back?
+    wait_until_readable(socks)                  # until the server has answered each
     reset(sock)                                 # close with RST (SO_LINGER 0)
     flood = Flood(address); flood.run(2.0)      # send, never read; how much got in?
     thread_cpu_seconds(thread)                  # CPU time of one thread so far
     thread_runnable_seconds(thread)             # ... and time it was ready to run
+    accept_queue(listener)                      # connections not accept()ed yet
 
 The functions never raise for what a bad server does (no answer, a reset); they
 return it, so that a check can turn it into a hint.
@@ -26,6 +28,7 @@ import time
 
 __all__ = [
     "Flood",
+    "accept_queue",
     "close_all",
     "connect_many",
     "echo_round",
@@ -33,6 +36,7 @@ __all__ = [
     "thread_cpu_seconds",
     "thread_runnable_seconds",
     "trickle",
+    "wait_until_readable",
 ]
 
 CONNECT_TIMEOUT = 5.0  # seconds for one connect() on loopback
@@ -106,6 +110,35 @@ def echo_round(socks, size=32, timeout=2.0):
         if bytes(data) != expected[number]:
             failed.add(number)
     return sorted(failed)
+
+
+def wait_until_readable(socks, timeout=2.0):
+    """Wait until each of ``socks`` can be read from -- the server has answered it,
+    closed or reset it -- for ``timeout`` seconds at most.  Reads nothing.
+
+    Returns the numbers (indexes in ``socks``) of those still silent at the end.
+    """
+    waiting = dict(enumerate(socks))
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for number, sock in waiting.items():
+            selector.register(sock, selectors.EVENT_READ, number)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                selector.unregister(key.fileobj)
+                del waiting[key.data]
+    return sorted(waiting)
+
+
+def accept_queue(listener):
+    """How many connections wait in ``listener``'s queue for accept() (Linux).
+
+    For a listening socket, TCP_INFO's tcpi_unacked is the length of that queue
+    (``ss -ltn`` shows it as Recv-Q).  The handshake of each is complete: the
+    server program just has not taken it yet.
+    """
+    info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+    return struct.unpack_from("I", info, 24)[0]  # after 8 one-byte fields and 4 u32s
 
 
 def trickle(socks, text=b"slowly", pause=0.01, timeout=1.0):

@@ -4,9 +4,9 @@ import socket
 
 from ..servers import TCPEchoServer, serve
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
     not_written,
@@ -34,11 +34,9 @@ def check_ask(ask):
             if not outcome.finished:
                 srv.stop()  # closes the server's side, so the learner's recv() returns
                 thread.join(TIME_LIMIT)
-                report.add(False, description, _hint_for_hang(message))
+                report.add(description, Verdict.fail(_hint_for_hang(message), final=True))
                 return report
-            hint = _judge_reply(outcome, message)
-            report.add(hint is None, description, hint or "")
-            if not_written(outcome):
+            if report.add(description, _judge_reply(outcome, message)).final:
                 return report  # one hint is enough
     return report
 
@@ -58,25 +56,26 @@ def _hint_for_hang(message):
 
 
 def _judge_reply(outcome, message):
-    """None if the reply is right, else a hint explaining what is wrong."""
+    """Judge ask()'s reply to ``message``: the echo, every byte of it, as bytes."""
     reply = outcome.value
     if not_written(outcome):
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return Verdict.fail(describe_error(outcome.error))
     if isinstance(reply, str):
-        return "it returned a str; sockets carry bytes (recv() returns bytes)."
+        return Verdict.fail("it returned a str; sockets carry bytes (recv() returns bytes).")
     if not isinstance(reply, (bytes, bytearray)):
-        return f"it returned {type(reply).__name__}, not bytes."
+        return Verdict.fail(f"it returned {type(reply).__name__}, not bytes.")
     if len(reply) < len(message):
-        return (
+        return Verdict.fail(
             f"the reply has {len(reply):,} of {len(message):,} bytes.\n"
             "One recv() returns what has arrived so far, not the whole message:\n"
             "call it in a loop until you have len(message) bytes."
         )
     if reply != message:
-        return f"the reply differs from what the echo server sent back ({len(reply):,} bytes)."
-    return None
+        return Verdict.fail(
+            f"the reply differs from what the echo server sent back ({len(reply):,} bytes).")
+    return Verdict.ok()
 
 
 def check_shout(shout):
@@ -90,28 +89,33 @@ def check_shout(shout):
     try:
         with socket.create_connection(srv.address, timeout=TIME_LIMIT) as sock:
             for message in (b"hello", b"socket programming"):
-                reply = _exchange(sock, message)
-                if not report.add(
-                    reply == message.upper(),
-                    f"{message!r} comes back as {message.upper()!r}",
-                    _hint_for_reply(reply),
-                ):
+                verdict = _judge_shouted(_exchange(sock, message), message)
+                if report.add(f"{message!r} comes back as {message.upper()!r}", verdict).final:
                     return report
-        report.add(*_judge_close(srv))
+        report.add("the handler returns when the client closes", _judge_close(srv))
     finally:
         try:
             srv.stop(timeout=TIME_LIMIT)
         except Exception as exc:
-            report.add(False, "the handler runs without errors", describe_error(exc))
+            report.add("the handler runs without errors", Verdict.fail(describe_error(exc)))
     return report
 
 
-def _hint_for_reply(reply):
+def _judge_shouted(reply, message):
+    """Judge the handler's reply to ``message``: the same bytes in capitals.
+
+    Every failure is final: the next message goes over the same connection, whose
+    replies are out of step now.
+    """
+    if reply == message.upper():
+        return Verdict.ok()
     if reply is None:
-        return "no reply within the time limit"
+        return Verdict.fail("no reply within the time limit", final=True)
     if reply == b"":
-        return "got b'': the handler closed the connection without answering (is it written yet?)"
-    return f"got {reply!r}"
+        return Verdict.fail(
+            "got b'': the handler closed the connection without answering (is it written yet?)",
+            final=True)
+    return Verdict.fail(f"got {reply!r}", final=True)
 
 
 def _exchange(sock, message):
@@ -132,11 +136,10 @@ def _exchange(sock, message):
 
 
 def _judge_close(srv):
-    """Did the handler return after the client closed?  (description, hint)"""
-    description = "the handler returns when the client closes"
+    """Judge whether the handler of the server ``srv`` returned after the client closed."""
     try:
         srv.events.wait_for("close", timeout=2.0)
-        return True, description, ""
+        return Verdict.ok()
     except TimeoutError:
         pass
     empty_reads = [e for e in srv.events.of_kind("recv") if e.nbytes == 0]
@@ -148,4 +151,4 @@ def _judge_close(srv):
         )
     else:
         hint = "the handler is still running 2 s after the client closed."
-    return False, description, hint
+    return Verdict.fail(hint)

@@ -12,13 +12,14 @@ program would get.  The learner may call raw_sockname() too, to experiment.
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import socket
 import struct
 
 from .report import (
-    NOT_WRITTEN,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
     not_written,
@@ -34,7 +35,7 @@ __all__ = [
 
 
 class _Hints:
-    """Adds results to a report, writing a hint out in full only the first time.
+    """Adds verdicts to a report, writing a hint out in full only the first time.
 
     The same mistake usually fails every case; one explanation is enough.
     """
@@ -43,41 +44,46 @@ class _Hints:
         self.report = report
         self.seen = set()
 
-    def add(self, passed, description, hint=""):
-        if hint and not passed:
+    def add(self, description, verdict):
+        if verdict.hint and not verdict.passed:
             # A hint's first line may name this case's values; the rest explains.
-            first, _, rest = hint.partition("\n")
+            first, _, rest = verdict.hint.partition("\n")
             key = rest or first
             if key in self.seen:
-                hint = f"{first}  (see above)" if rest else "(the same problem as above)"
+                shorter = f"{first}  (see above)" if rest else "(the same problem as above)"
+                verdict = dataclasses.replace(verdict, hint=shorter)
             else:
                 self.seen.add(key)
-        return self.report.add(passed, description, hint)
+        return self.report.add(description, verdict)
+
+
+HUNG = Verdict.fail("it did not return within the time limit (an endless loop?).", final=True)
 
 
 def _call(function, *args):
-    """Run the learner's function with a time limit; (outcome, hint if it hung)."""
+    """Run the learner's function with a time limit; (outcome, HUNG or None)."""
     outcome, thread = call_with_time_limit(function, *args)
-    if not outcome.finished:
-        return outcome, "it did not return within the time limit (an endless loop?)."
-    return outcome, None
+    return outcome, (None if outcome.finished else HUNG)
 
 
 def _try_cases(report, function, cases, judge):
     """Call ``function(arg)`` for each (description, arg, expected); add verdicts.
 
-    ``judge(outcome, arg, expected)`` returns None or a hint.  A call that hangs
-    or is still the stub ends the check: every other case would say the same.
-    Returns False when it ended early.
+    ``judge(outcome, arg, expected)`` returns a Verdict.  A call that hangs or
+    is still the stub ends the check (a final verdict): every other case would
+    say the same.  Returns False when it ended early.
     """
     hints = _Hints(report)
     for description, arg, expected in cases:
         outcome, hung = _call(function, arg)
-        if hung or not_written(outcome):
-            report.add(False, description, hung or NOT_WRITTEN)
+        if hung is not None:
+            verdict = hung
+        elif not_written(outcome):
+            verdict = Verdict.not_written()
+        else:
+            verdict = judge(outcome, arg, expected)
+        if hints.add(description, verdict).final:
             return False
-        hint = judge(outcome, arg, expected)
-        hints.add(hint is None, description, hint or "")
     return True
 
 
@@ -85,42 +91,42 @@ def _try_cases(report, function, cases, judge):
 
 
 def _judge_port_bytes(outcome, port, expected):
-    """None if port_bytes(port) returned ``expected``, its two bytes, else a hint."""
+    """Judge port_bytes(port): ``expected``, the port's two bytes in network order."""
     value = outcome.value
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return Verdict.fail(describe_error(outcome.error))
     if isinstance(value, str):
-        return (
+        return Verdict.fail(
             f"it returned a str, {value!r}.\n"
             "The answer is bytes -- what travels in a TCP header -- such as\n"
             "b'\\x13\\x88' for port 5000."
         )
     if isinstance(value, int) and not isinstance(value, bool):
-        return (
+        return Verdict.fail(
             f"it returned the number {value}, not bytes.\n"
             "socket.htons() gives a number whose bytes in memory are in network order;\n"
             "the exercise wants the bytes themselves: struct.pack('!H', port) or\n"
             "port.to_bytes(2, 'big')."
         )
     if not isinstance(value, (bytes, bytearray)):
-        return f"it returned {type(value).__name__}, not bytes."
+        return Verdict.fail(f"it returned {type(value).__name__}, not bytes.")
     value = bytes(value)
     if len(value) != 2:
-        return (
+        return Verdict.fail(
             f"it returned {len(value)} bytes, {value!r}.\n"
             "A port is a 16-bit number: exactly 2 bytes."
         )
     if value == expected:
-        return None
+        return Verdict.ok()
     if value == expected[::-1]:
-        return (
+        return Verdict.fail(
             f"got {value!r}, expected {expected!r}: the low byte came first.\n"
             "That is how a little-endian CPU keeps a number in memory; network byte\n"
             "order is big-endian, the most significant byte first.  struct.pack('!H',\n"
             "port) ('!' means network order) or port.to_bytes(2, 'big') give it on\n"
             "every machine."
         )
-    return f"got {value!r}, expected {expected!r}."
+    return Verdict.fail(f"got {value!r}, expected {expected!r}.")
 
 
 def check_port_bytes(port_bytes):
@@ -136,24 +142,25 @@ def check_port_bytes(port_bytes):
     cases = [(f"port {port} -> {value!r}", port, value)
              for port, value in expected.items()]
     if _try_cases(report, port_bytes, cases, _judge_port_bytes):
-        report.add(*_judge_out_of_range(port_bytes))
+        report.add("ports that do not fit in 16 bits (65536, -1) raise an error",
+                   _judge_out_of_range(port_bytes))
     return report
 
 
 def _judge_out_of_range(port_bytes):
-    description = "ports that do not fit in 16 bits (65536, -1) raise an error"
+    """Judge port_bytes() on ports outside 0-65535: each call must raise."""
     for port in (65536, -1):
         outcome, hung = _call(port_bytes, port)
-        if hung:
-            return False, description, hung
+        if hung is not None:
+            return hung
         if outcome.error is None:
-            return False, description, (
+            return Verdict.fail(
                 f"port_bytes({port}) returned {outcome.value!r} instead of raising.\n"
                 "No port is outside 0-65535; keeping only the low 16 bits silently\n"
                 "turns 65536 into port 0 (a C program's htons() does exactly that).\n"
                 "struct.pack('!H', port) and port.to_bytes(2, 'big') raise for you."
             )
-    return True, description, ""
+    return Verdict.ok()
 
 
 # -- exercise 2: five_tuple ---------------------------------------------------------
@@ -226,30 +233,31 @@ def _live_sockets(stack):
 
 
 def _judge_five_tuple(outcome, sock, expected):
-    """None if the answer equals ``expected``, else a hint."""
+    """Judge five_tuple(sock): ``expected``, the socket's (proto, local, remote)."""
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return Verdict.fail(describe_error(outcome.error))
     value = outcome.value
     if not isinstance(value, (tuple, list)):
-        return f"it returned {type(value).__name__}; return a tuple of five values."
+        return Verdict.fail(
+            f"it returned {type(value).__name__}; return a tuple of five values.")
     value = tuple(value)
     if len(value) != 5:
-        return _hint_for_length(value, sock)
+        return Verdict.fail(_hint_for_length(value, sock))
     if value == expected:
-        return None
+        return Verdict.ok()
     proto, local, remote = value[0], tuple(value[1:3]), tuple(value[3:5])
     want_proto, want_local, want_remote = expected[0], expected[1:3], expected[3:5]
     if proto != want_proto:
-        return _hint_for_protocol(proto, want_proto)
+        return Verdict.fail(_hint_for_protocol(proto, want_proto))
     if (local, remote) == (want_remote, want_local):
-        return (
+        return Verdict.fail(
             "local and remote are swapped.\n"
             "getsockname() gives this socket's own end (local); getpeername() the\n"
             "other end (remote)."
         )
     if any(isinstance(v, str) for v in (value[2], value[4])):
-        return "the ports should be ints, as getsockname() returns them, not str."
-    return f"got {value!r},\nexpected {expected!r}."
+        return Verdict.fail("the ports should be ints, as getsockname() returns them, not str.")
+    return Verdict.fail(f"got {value!r},\nexpected {expected!r}.")
 
 
 def _hint_for_length(value, sock):
@@ -354,22 +362,24 @@ def check_parse_sockaddr_in(parse_sockaddr_in):
 
 
 def _judge_sockaddr(outcome, blob, expected):
+    """Judge parse_sockaddr_in(blob): ``expected``, the (ip, port) in those bytes."""
     expected = tuple(expected)
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return Verdict.fail(describe_error(outcome.error))
     value = outcome.value
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        return f"it returned {value!r}; return a pair (ip, port), e.g. ('127.0.0.1', 5000)."
+        return Verdict.fail(
+            f"it returned {value!r}; return a pair (ip, port), e.g. ('127.0.0.1', 5000).")
     ip, port = value
     want_ip, want_port = expected
     if isinstance(ip, (bytes, bytearray)):
-        return (
+        return Verdict.fail(
             f"the address is {bytes(ip)!r}, raw bytes.\n"
             "Return it as text: socket.inet_ntop(socket.AF_INET, ...) turns 4 bytes\n"
             "into '127.0.0.1'."
         )
     if not isinstance(port, int) or isinstance(port, bool):
-        return f"the port is {port!r}; return it as an int."
+        return Verdict.fail(f"the port is {port!r}; return it as an int.")
     hints = []
     if ip != want_ip:
         if isinstance(ip, str) and ip == ".".join(reversed(want_ip.split("."))):
@@ -397,4 +407,4 @@ def _judge_sockaddr(outcome, blob, expected):
             )
         else:
             hints.append(f"the port is {port}, expected {want_port}.  It is in bytes 2-3.")
-    return "\n".join(hints) or None
+    return Verdict.fail("\n".join(hints)) if hints else Verdict.ok()

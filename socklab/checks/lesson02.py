@@ -10,9 +10,9 @@ compare what they return with what the kernel really does with the same messages
 import socket
 
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
 )
@@ -79,37 +79,51 @@ def check_kind_of(kind_of):
     report = Report("Checking kind_of(sock):")
     explained = set()  # each explanation once; later failures get the headline only
     for description, expected, make in _kind_cases():
-        description = f"{description} is {expected!r}"
         sock = make()
         try:
             outcome, _ = call_with_time_limit(kind_of, sock)
             family, kind = sock.family, sock.type
         finally:
             sock.close()
-        if not outcome.finished:
-            report.add(False, description,
-                       f"kind_of() did not return within {TIME_LIMIT:g} s.  It only needs to\n"
-                       "look at sock.family and sock.type; it should not send or receive.")
+        verdict = _judge_kind(outcome, expected, family, kind, explained,
+                              first=not report.results)
+        if report.add(f"{description} is {expected!r}", verdict).final:
             return report
-        unwritten = outcome.error is None and outcome.value is None and not report.results
-        if unwritten or isinstance(outcome.error, NotImplementedError):
-            report.add(False, description, NOT_WRITTEN)
-            return report
-        if outcome.error is not None:
-            report.add(False, description, describe_error(outcome.error))
-            continue
-        verdict = _judge_kind(outcome.value, expected, family, kind)
-        if verdict is None:
-            report.add(True, description)
-            continue
-        headline, explanation = verdict
-        if explanation and explanation in explained:
-            explanation = "(see above)"
-        explained.add(explanation)
-        report.add(False, description, f"{headline}\n{explanation}".strip())
     if not _may_make_raw_sockets():
         report.title += "  (raw sockets need root here: not checked)"
     return report
+
+
+def _explained_once(problem, explained):
+    """The Verdict for ``problem``: None (right) or (what is wrong, why).
+
+    The why is written out once; where it was given already (it is in
+    ``explained``), "(see above)" stands in its place.
+    """
+    if problem is None:
+        return Verdict.ok()
+    headline, explanation = problem
+    if explanation and explanation in explained:
+        explanation = "(see above)"
+    explained.add(explanation)
+    return Verdict.fail(f"{headline}\n{explanation}".strip())
+
+
+def _judge_kind(outcome, expected, family, kind, explained, first):
+    """Judge kind_of() on a socket of ``family`` and ``kind``: it must say ``expected``.
+
+    None is the stub's answer only in the ``first`` case; later it is a wrong answer.
+    """
+    if not outcome.finished:
+        return Verdict.fail(f"kind_of() did not return within {TIME_LIMIT:g} s.  It only needs to\n"
+                            "look at sock.family and sock.type; it should not send or receive.",
+                            final=True)
+    unwritten = first and outcome.error is None and outcome.value is None
+    if unwritten or isinstance(outcome.error, NotImplementedError):
+        return Verdict.not_written()
+    if outcome.error is not None:
+        return Verdict.fail(describe_error(outcome.error))
+    return _explained_once(_kind_problem(outcome.value, expected, family, kind), explained)
 
 
 IPV6 = ("AF_INET6 is IPv6: TCP and UDP work over IPv6 just as over IPv4.\n"
@@ -122,7 +136,7 @@ RAW_FIRST = ("A raw socket is raw whatever its family and protocol: check for\n"
              "SOCK_RAW before you look at the family.")
 
 
-def _judge_kind(got, expected, family, kind):
+def _kind_problem(got, expected, family, kind):
     """None if ``got`` is right, else (what is wrong, why -- the same text each time)."""
     fam, typ = family.name, kind.name
     ipv6 = IPV6 if family == socket.AF_INET6 else ""
@@ -206,32 +220,34 @@ def _returned_wrong_things(got):
     return None
 
 
-def _run_reads_check(title, function, cases, judge, hang_hint):
+def _run_reads_check(title, function, cases, problem_with, hang_hint):
     report = Report(title)
     explained = set()
     for description, messages in cases:
         outcome, _ = call_with_time_limit(function, list(messages))
-        if not outcome.finished:
-            report.add(False, description, hang_hint)
+        verdict = _judge_reads(outcome, messages, problem_with, hang_hint, explained)
+        if report.add(description, verdict).final:
             return report
-        unwritten = outcome.value is None and outcome.error is None
-        if unwritten or isinstance(outcome.error, NotImplementedError):
-            report.add(False, description, NOT_WRITTEN)
-            return report
-        if outcome.error is not None:
-            report.add(False, description, describe_error(outcome.error))
-            continue
-        got = _as_list(outcome.value)
-        verdict = _returned_wrong_things(got) or judge(messages, [bytes(item) for item in got])
-        if verdict is None:
-            report.add(True, description)
-            continue
-        headline, explanation = verdict
-        if explanation and explanation in explained:
-            explanation = "(see above)"
-        explained.add(explanation)
-        report.add(False, description, f"{headline}\n{explanation}".strip())
     return report
+
+
+def _judge_reads(outcome, messages, problem_with, hang_hint, explained):
+    """Judge the reads that datagram_reads() or stream_reads() returned for ``messages``.
+
+    ``problem_with(messages, reads)`` says what is wrong with a list of bytes.
+    """
+    if not outcome.finished:
+        return Verdict.fail(hang_hint, final=True)
+    unwritten = outcome.value is None and outcome.error is None
+    if unwritten or isinstance(outcome.error, NotImplementedError):
+        return Verdict.not_written()
+    if outcome.error is not None:
+        return Verdict.fail(describe_error(outcome.error))
+    got = _as_list(outcome.value)
+    problem = _returned_wrong_things(got)
+    if problem is None:
+        problem = problem_with(messages, [bytes(item) for item in got])
+    return _explained_once(problem, explained)
 
 
 def _show(reads):
@@ -253,10 +269,11 @@ def check_datagram_reads(datagram_reads):
             "Call recv() exactly len(messages) times.  (Restart the kernel to free the\n"
             "stuck thread.)")
     return _run_reads_check("Checking datagram_reads(messages):", datagram_reads,
-                            DATAGRAM_CASES, _judge_datagrams, hang)
+                            DATAGRAM_CASES, _datagram_problem, hang)
 
 
-def _judge_datagrams(messages, got):
+def _datagram_problem(messages, got):
+    """None if ``got`` is what recv() returns for these datagrams, else (what, why)."""
     expected = _kernel_reads(socket.SOCK_DGRAM, messages)
     if got == expected:
         return None
@@ -289,10 +306,11 @@ def check_stream_reads(stream_reads):
             "(On a SOCK_DGRAM pair it would never return b'': check the type too.)\n"
             "(Restart the kernel to free the stuck thread.)")
     return _run_reads_check("Checking stream_reads(messages):", stream_reads,
-                            STREAM_CASES, _judge_stream, hang)
+                            STREAM_CASES, _stream_problem, hang)
 
 
-def _judge_stream(messages, got):
+def _stream_problem(messages, got):
+    """None if ``got`` is what recv() returns for this stream, else (what, why)."""
     expected = _kernel_reads(socket.SOCK_STREAM, messages)
     if got == expected:
         return None

@@ -21,9 +21,9 @@ import struct
 import subprocess
 
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
     not_written,
@@ -104,69 +104,71 @@ def check_make_listener(make_listener):
     for host, backlog in LISTENER_CASES:
         description = f"make_listener({host!r}, {backlog})"
         if ":" in host and not _ipv6_loopback_works():
-            report.add(True, f"{description}: not checked, this machine has no IPv6 loopback")
+            report.add(f"{description}: not checked, this machine has no IPv6 loopback",
+                       Verdict.ok())
             continue
         outcome, thread = call_with_time_limit(make_listener, host, backlog)
-        if not outcome.finished:
-            report.add(False, description, (
-                f"make_listener() did not return within {TIME_LIMIT:g} s.  It should only\n"
-                "make the socket, bind and listen -- not accept(): taking clients is the\n"
-                "caller's job (and serve_one's, in the next exercise)."))
-            return report
         try:
-            hint = _judge_listener(outcome, host, backlog)
+            verdict = _judge_listener(outcome, host, backlog)
         finally:
             for sock in _sockets_in(outcome.value):
                 sock.close()
-        if hint == "no backlog":
-            report.add(True, f"{description} (backlog not checked: `ss` is not installed)")
-            continue
-        report.add(hint is None, description, hint or "")
-        if not_written(outcome):
+        if verdict.passed and shutil.which("ss") is None:
+            description += " (backlog not checked: `ss` is not installed)"
+        if report.add(description, verdict).final:
             return report  # one hint is enough
     return report
 
 
 def _judge_listener(outcome, host, backlog):
-    """None if the listener is right, "no backlog" if right but unreadable, else a hint."""
+    """Judge make_listener(host, backlog)'s socket: TCP, bound to host, listening, reusable."""
+    if not outcome.finished:
+        return Verdict.fail(
+            f"make_listener() did not return within {TIME_LIMIT:g} s.  It should only\n"
+            "make the socket, bind and listen -- not accept(): taking clients is the\n"
+            "caller's job (and serve_one's, in the next exercise).", final=True)
     if not_written(outcome):
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if outcome.error is not None:
-        return _hint_for_listener_error(outcome.error, host)
+        return Verdict.fail(_hint_for_listener_error(outcome.error, host))
     sock = outcome.value
     if not isinstance(sock, socket.socket):
         if _sockets_in(sock):
-            return f"it returned a {type(sock).__name__}; return the listening socket itself."
-        return f"it returned {type(sock).__name__}, not a socket."
+            return Verdict.fail(
+                f"it returned a {type(sock).__name__}; return the listening socket itself.")
+        return Verdict.fail(f"it returned {type(sock).__name__}, not a socket.")
     if sock.fileno() == -1:
-        return ("the socket it returned is closed.  A `with socket.socket() as s:` block\n"
-                "closes s when the block ends: return the socket without a with block.")
+        return Verdict.fail(
+            "the socket it returned is closed.  A `with socket.socket() as s:` block\n"
+            "closes s when the block ends: return the socket without a with block.")
     if sock.type != socket.SOCK_STREAM:
-        return "it is not a TCP socket: a listener is made with SOCK_STREAM."
+        return Verdict.fail("it is not a TCP socket: a listener is made with SOCK_STREAM.")
     bound_host, port = sock.getsockname()[:2]
     listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     if port == 0:
-        return f"it is not bound to an address: call bind(({host!r}, 0))."
+        return Verdict.fail(f"it is not bound to an address: call bind(({host!r}, 0)).")
     if bound_host != host:
         if bound_host in ("0.0.0.0", "::"):
-            return (f"it is bound to {bound_host!r}, the wildcard (every address of the machine),\n"
-                    f"not to {host!r}.  Bind to ({host!r}, 0).  (listen() on a socket that was\n"
-                    "never bound binds it to the wildcard by itself: did you forget bind()?)")
-        return f"it is bound to {bound_host!r}, not to {host!r}: bind to ({host!r}, 0)."
+            return Verdict.fail(
+                f"it is bound to {bound_host!r}, the wildcard (every address of the machine),\n"
+                f"not to {host!r}.  Bind to ({host!r}, 0).  (listen() on a socket that was\n"
+                "never bound binds it to the wildcard by itself: did you forget bind()?)")
+        return Verdict.fail(
+            f"it is bound to {bound_host!r}, not to {host!r}: bind to ({host!r}, 0).")
     if not listening:
-        return "it is bound but not listening: call listen(backlog)."
+        return Verdict.fail("it is bound but not listening: call listen(backlog).")
     if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR):
-        return ("SO_REUSEADDR is not set: call\n"
-                "setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) before bind().")
-    hint = _judge_backlog(host, port, backlog)
-    if hint not in (None, "no backlog"):
-        return hint
+        return Verdict.fail("SO_REUSEADDR is not set: call\n"
+                            "setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) before bind().")
+    verdict = _judge_backlog(host, port, backlog)
+    if not verdict.passed:
+        return verdict
     try:
         with socket.create_connection((host, port), timeout=TIME_LIMIT):
             pass
     except OSError as exc:
-        return f"a client could not connect to it: {describe_error(exc)}"
-    return hint
+        return Verdict.fail(f"a client could not connect to it: {describe_error(exc)}")
+    return Verdict.ok()
 
 
 def _hint_for_listener_error(exc, host):
@@ -182,16 +184,19 @@ def _hint_for_listener_error(exc, host):
 
 
 def _judge_backlog(host, port, backlog):
+    """Judge the backlog of the listener at (host, port), as ss shows it (passed without ss)."""
     queue = listen_queue(host, port)
     if queue is None:
-        return "no backlog" if shutil.which("ss") is None else None
+        return Verdict.ok()  # no ss to read it with: the check's description says so
     _, actual = queue
     if actual == backlog:
-        return None
+        return Verdict.ok()
     if actual == PYTHON_DEFAULT_BACKLOG:
-        return (f"its backlog is {actual}, Python's default: listen() was called without an\n"
-                f"argument.  Pass the backlog: listen(backlog).")
-    return f"its backlog is {actual}, not {backlog}: call listen(backlog) with the argument."
+        return Verdict.fail(
+            f"its backlog is {actual}, Python's default: listen() was called without an\n"
+            f"argument.  Pass the backlog: listen(backlog).")
+    return Verdict.fail(
+        f"its backlog is {actual}, not {backlog}: call listen(backlog) with the argument.")
 
 
 # -- Exercise 2: serve_one(listener) ----------------------------------------------------
@@ -214,13 +219,15 @@ def check_serve_one(serve_one):
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         address = listener.getsockname()
-        if not _serve_a_client(serve_one, listener, address, report,
-                               "greets a client with b'hello\\n', closes, returns its address"):
-            return report
-        if not _serve_a_client(serve_one, listener, address, report,
-                               "serves the next client through the same listener"):
-            return report
-        _serve_a_reset_client(serve_one, listener, address, report)
+        for description in ("greets a client with b'hello\\n', closes, returns its address",
+                            "serves the next client through the same listener"):
+            # Any failure ends the check: it leaves the listener in a state (a client
+            # not accepted, the listener closed ...) where the next client tells nothing new.
+            verdict = _serve_a_client(serve_one, listener, address).final_if_failed()
+            if report.add(description, verdict).final:
+                return report
+        report.add("survives a client that resets before it is accepted",
+                   _serve_a_reset_client(serve_one, listener, address))
     finally:
         _unblock(listener)
         listener.close()
@@ -288,11 +295,15 @@ LISTENER_CLOSED = (
     "accept() returned, never the listener: a server goes on to the next client.")
 
 
-def _serve_a_client(serve_one, listener, address, report, description):
+NOT_ACCEPTED = "serve_one() returned without accepting the client: call listener.accept()."
+
+
+def _serve_a_client(serve_one, listener, address):
+    """Judge serve_one(listener) with one client at ``address`` that only listens."""
     try:
         client = socket.create_connection(address, timeout=TIME_LIMIT)
     except OSError:
-        return report.add(False, description, LISTENER_CLOSED)
+        return Verdict.fail(LISTENER_CLOSED)
     with client:
         me = client.getsockname()
         outcome, thread = call_with_time_limit(serve_one, listener)
@@ -302,57 +313,66 @@ def _serve_a_client(serve_one, listener, address, report, description):
             if thread.is_alive():
                 _unblock(listener)  # an accept() in serve_one fails now
                 thread.join(TIME_LIMIT)
-            return report.add(False, description, _hint_for_hang())
+            return Verdict.fail(_hint_for_hang())
         if outcome.error is not None:
             hint = describe_error(outcome.error)
             if isinstance(outcome.error, TypeError) and "bytes-like" in str(outcome.error):
                 hint += "\nSockets carry bytes: send b'hello\\n', not 'hello\\n'."
-            return report.add(False, description, hint)
+            return Verdict.fail(hint)
         if listener.fileno() != -1 and _pending(listener):
             _drain(listener)
-            hint = (NOT_WRITTEN if outcome.value is None else
-                    "serve_one() returned without accepting the client: call listener.accept().")
-            return report.add(False, description, hint)
+            return Verdict.not_written() if outcome.value is None else Verdict.fail(NOT_ACCEPTED)
         data, closed = _read_until_eof(client, EOF_WAIT)
-    hint = _judge_greeting(data, closed) or _judge_address(outcome.value, me)
-    if hint is None and _closed_by_learner(listener):
-        hint = LISTENER_CLOSED
-    return report.add(hint is None, description, hint or "")
+    verdict = _judge_greeting(data, closed)
+    if verdict.passed:
+        verdict = _judge_address(outcome.value, me)
+    if verdict.passed and _closed_by_learner(listener):
+        verdict = Verdict.fail(LISTENER_CLOSED)
+    return verdict
 
 
 def _judge_greeting(data, closed):
+    """Judge what the client received: exactly b"hello\\n", then the end of the stream."""
     if data != GREETING:
         if data == b"":
-            return "the client received nothing: send b'hello\\n' to the connection accept() returned."
+            return Verdict.fail("the client received nothing: send b'hello\\n' to the"
+                                " connection accept() returned.")
         if data == b"hello":
-            return "the client received b'hello': the newline is part of the greeting, b'hello\\n'."
+            return Verdict.fail("the client received b'hello': the newline is part of the"
+                                " greeting, b'hello\\n'.")
         if data.rstrip(b"\r\n") == GREETING.rstrip():
-            return f"the client received {data!r}: the greeting is exactly b'hello\\n'."
-        return f"the client received {data[:40]!r}, not b'hello\\n'."
+            return Verdict.fail(
+                f"the client received {data!r}: the greeting is exactly b'hello\\n'.")
+        return Verdict.fail(f"the client received {data[:40]!r}, not b'hello\\n'.")
     if not closed:
-        return ("the client got the greeting, but the connection stayed open: close it\n"
-                "(conn.close(), or a `with conn:` block) before returning.")
-    return None
+        return Verdict.fail(
+            "the client got the greeting, but the connection stayed open: close it\n"
+            "(conn.close(), or a `with conn:` block) before returning.")
+    return Verdict.ok()
 
 
 def _judge_address(value, me):
+    """Judge serve_one()'s return value: the client's address ``me``."""
     if value is None:
-        return ("it returned None: return the client's address -- accept() returns a pair\n"
-                "(conn, address).")
+        return Verdict.fail(
+            "it returned None: return the client's address -- accept() returns a pair\n"
+            "(conn, address).")
     if _sockets_in(value):
-        return ("it returned a socket too: return only the address, the second item of\n"
-                "what accept() returned.")
+        return Verdict.fail(
+            "it returned a socket too: return only the address, the second item of\n"
+            "what accept() returned.")
     if value != me:
-        return f"it returned a {type(value).__name__} that is not the client's address."
-    return None
+        return Verdict.fail(
+            f"it returned a {type(value).__name__} that is not the client's address.")
+    return Verdict.ok()
 
 
-def _serve_a_reset_client(serve_one, listener, address, report):
-    description = "survives a client that resets before it is accepted"
+def _serve_a_reset_client(serve_one, listener, address):
+    """Judge serve_one(listener) with a client that reset before it was accepted."""
     try:
         client = socket.create_connection(address, timeout=TIME_LIMIT)
     except OSError:
-        return report.add(False, description, LISTENER_CLOSED)
+        return Verdict.fail(LISTENER_CLOSED)
     # Linger on, time 0: close() sends RST and discards the connection at once.
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     client.close()
@@ -360,21 +380,20 @@ def _serve_a_reset_client(serve_one, listener, address, report):
     if not outcome.finished:
         _unblock(listener)
         thread.join(TIME_LIMIT)
-        return report.add(False, description, _hint_for_hang())
+        return Verdict.fail(_hint_for_hang())
     if isinstance(outcome.error, (ConnectionResetError, BrokenPipeError)):
-        return report.add(False, description, (
+        return Verdict.fail(
             f"it raised {type(outcome.error).__name__}.  This client connected, then reset the\n"
             "connection before serve_one accepted it.  accept() still returns such a\n"
             "connection, and the first send reports the reset.  A server must not stop\n"
             "because one client left: catch ConnectionResetError and BrokenPipeError\n"
-            "around the send, and return as usual (the connection still gets closed)."))
+            "around the send, and return as usual (the connection still gets closed).")
     if outcome.error is not None:
-        return report.add(False, description, describe_error(outcome.error))
+        return Verdict.fail(describe_error(outcome.error))
     if listener.fileno() != -1 and _pending(listener):
         _drain(listener)
-        return report.add(False, description,
-                          "serve_one() returned without accepting the client: call listener.accept().")
-    return report.add(True, description)
+        return Verdict.fail(NOT_ACCEPTED)
+    return Verdict.ok()
 
 
 # -- Exercise 3: queue_state(ss_output, port) -------------------------------------------
@@ -410,24 +429,21 @@ def check_queue_state(queue_state):
     the traps: ports that contain each other, IPv6, wildcards.
     """
     report = Report("Checking queue_state(ss_output, port):")
-    real = _check_real_table(queue_state, report)
-    if real is False:
+    description = (f"a real `ss -ltn` table: a listener with backlog {REAL_BACKLOG} "
+                   f"and {REAL_WAITING} connections waiting")
+    if shutil.which("ss") is None:
+        report.add(f"{description}: not checked, `ss` is not installed", Verdict.ok())
+    elif report.add(description, _check_real_table(queue_state)).final:
         return report
     for description, port, expected in TABLE_CASES:
         outcome, thread = call_with_time_limit(queue_state, SS_TABLE, port)
-        hint = _judge_queue(outcome, expected, port)
-        report.add(hint is None, description, hint or "")
-        if not_written(outcome) and expected is not None:
+        if report.add(description, _judge_queue(outcome, expected, port)).final:
             break
     return report
 
 
-def _check_real_table(queue_state, report):
-    description = (f"a real `ss -ltn` table: a listener with backlog {REAL_BACKLOG} "
-                   f"and {REAL_WAITING} connections waiting")
-    if shutil.which("ss") is None:
-        report.add(True, f"{description}: not checked, `ss` is not installed")
-        return None
+def _check_real_table(queue_state):
+    """Judge queue_state() on this machine's real ``ss -ltn`` table."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(REAL_BACKLOG)
@@ -440,41 +456,44 @@ def _check_real_table(queue_state, report):
         finally:
             for client in clients:
                 client.close()
-    expected = (REAL_WAITING, REAL_BACKLOG)
     outcome, _ = call_with_time_limit(queue_state, done.stdout, port)
-    hint = _judge_queue(outcome, expected, port)
-    report.add(hint is None, description, hint or "")
-    return not not_written(outcome)
+    return _judge_queue(outcome, (REAL_WAITING, REAL_BACKLOG), port)
 
 
 def _judge_queue(outcome, expected, port):
+    """Judge queue_state(table, port): ``expected``, the listener's (Recv-Q, Send-Q) or None."""
     if not outcome.finished:
-        return f"queue_state() did not return within {TIME_LIMIT:g} s."
+        return Verdict.fail(f"queue_state() did not return within {TIME_LIMIT:g} s.", final=True)
     if expected is not None and not_written(outcome):
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if outcome.error is not None:
         hint = describe_error(outcome.error)
         if isinstance(outcome.error, ValueError):
             hint += ("\nNot every line is a listener: skip the header line and blank lines,\n"
                      "and take the port after the last ':' of the Local Address column.")
-        return hint
+        return Verdict.fail(hint)
     value = outcome.value
     if value == expected:
-        return None
+        return Verdict.ok()
     if expected is None:
-        return (f"it returned {value!r}, but no listener in this table has port {port}:\n"
-                "return None.  (Does `str(port) in line` match another port?)")
+        return Verdict.fail(
+            f"it returned {value!r}, but no listener in this table has port {port}:\n"
+            "return None.  (Does `str(port) in line` match another port?)")
     if isinstance(value, (tuple, list)) and tuple(value) == expected:
-        return f"it returned a {type(value).__name__}; return a tuple: (waiting, backlog)."
+        return Verdict.fail(
+            f"it returned a {type(value).__name__}; return a tuple: (waiting, backlog).")
     if isinstance(value, tuple) and len(value) == 2 and tuple(map(str, expected)) == value:
-        return "it returned strings: convert them with int()."
+        return Verdict.fail("it returned strings: convert them with int().")
     if value == expected[::-1]:
-        return ("the two numbers are swapped.  For a listener, Recv-Q is how many connections\n"
-                "wait for accept(), Send-Q is the backlog: return (Recv-Q, Send-Q).")
+        return Verdict.fail(
+            "the two numbers are swapped.  For a listener, Recv-Q is how many connections\n"
+            "wait for accept(), Send-Q is the backlog: return (Recv-Q, Send-Q).")
     if port == 80 and value in ((0, 4096), (5, 511)):
-        return ("it found the listener on port 8080 or 18080: a test like `':80' in line`\n"
-                "matches those too.  Compare the port exactly: the number after the last\n"
-                "':' of the Local Address column.")
+        return Verdict.fail(
+            "it found the listener on port 8080 or 18080: a test like `':80' in line`\n"
+            "matches those too.  Compare the port exactly: the number after the last\n"
+            "':' of the Local Address column.")
     if value is None:
-        return f"it returned None, but a listener with port {port} is in the table."
-    return f"it returned {value!r}; expected {expected!r} (Recv-Q, Send-Q)."
+        return Verdict.fail(
+            f"it returned None, but a listener with port {port} is in the table.")
+    return Verdict.fail(f"it returned {value!r}; expected {expected!r} (Recv-Q, Send-Q).")

@@ -24,9 +24,9 @@ import time
 
 from ..servers import serve
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
 )
@@ -113,21 +113,14 @@ def _connect(srv, go=None):
     return WatchedSocket(sock, go)
 
 
-# Hints about the whole function, not one case: the other cases would repeat them.
-WHOLE_FUNCTION_HINTS = ("is it written yet?", "it returned a str", "it called sendall()")
-
-
-def _says_it_all(hint):
-    return hint is not None and any(phrase in hint for phrase in WHOLE_FUNCTION_HINTS)
-
-
-def _wrong_bytes(value):
-    """A hint if value is not bytes, else None."""
-    if isinstance(value, str):
-        return "it returned a str; recv() returns bytes, and so should recv_exact()."
+def _judge_bytes(value):
+    """Judge the type of what recv_exact() returned: bytes (a str is a final failure)."""
+    if isinstance(value, str):  # about the whole function: every case would say it again
+        return Verdict.fail(
+            "it returned a str; recv() returns bytes, and so should recv_exact().", final=True)
     if not isinstance(value, (bytes, bytearray)):
-        return f"it returned {type(value).__name__}, not bytes."
-    return None
+        return Verdict.fail(f"it returned {type(value).__name__}, not bytes.")
+    return Verdict.ok()
 
 
 def _hint_for_stop(wsock, n):
@@ -144,55 +137,56 @@ def _hint_for_stop(wsock, n):
 
 
 def _judge_exact(run, wsock, expected, n):
-    """None if recv_exact returned exactly the expected bytes, else a hint."""
+    """Judge one recv_exact(sock, n) call: exactly ``expected``, read from wsock."""
     if run.timed_out or run.stopped:
-        return _hint_for_stop(wsock, n)
+        return Verdict.fail(_hint_for_stop(wsock, n))
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
-            return NOT_WRITTEN
+            return Verdict.not_written()
         if isinstance(run.error, (EOFError, ConnectionError)) and n == 0:
-            return (
+            return Verdict.fail(
                 f"{describe_error(run.error)}\n"
                 "With n = 0 there is nothing to read: return b'' without calling recv()\n"
                 "(recv(0) returns b'' even on an open connection -- man 2 recv)."
             )
         if isinstance(run.error, (EOFError, ConnectionError)):
-            return (
+            return Verdict.fail(
                 f"{describe_error(run.error)}, although the sender sent all {n:,} bytes.\n"
                 "Raise it only when recv() returns b'' before you have n bytes."
             )
-        return describe_error(run.error)
+        return Verdict.fail(describe_error(run.error))
     value = run.value
     if value is None:
-        return NOT_WRITTEN
-    wrong_type = _wrong_bytes(value)
-    if wrong_type:
-        return wrong_type
+        return Verdict.not_written()
+    verdict = _judge_bytes(value)
+    if not verdict.passed:
+        return verdict
     if len(value) < n:
         if len(wsock.reads) == 1:
-            return (
+            return Verdict.fail(
                 f"your function returned after the first recv(): it got {len(value):,} "
                 f"of {n:,} bytes.\nOne recv() returns what has arrived so far: call it "
                 "in a loop until you have n bytes."
             )
-        return (
+        return Verdict.fail(
             f"it returned {len(value):,} of {n:,} bytes: keep calling recv() until "
             "you have n bytes."
         )
     if len(value) > n:
-        return (
+        return Verdict.fail(
             f"it returned {len(value):,} bytes, but n was {n:,}.  Ask recv() for at most\n"
             "n - len(data) bytes: the bytes after the first n belong to the next message."
         )
     if value != expected:
-        return (
+        return Verdict.fail(
             f"it returned {n:,} bytes, but not the ones that were sent, in their order:\n"
             "add each piece at the end of what you have (data += piece)."
         )
-    return None
+    return Verdict.ok()
 
 
 def _case_pieces(recv_exact):
+    """Judge recv_exact(sock, 5000) on bytes that arrive in pieces of random sizes."""
     n = 5000
     data = _random_bytes(n)
     go = threading.Event()
@@ -201,32 +195,34 @@ def _case_pieces(recv_exact):
         with wsock.sock:
             run = _run(recv_exact, wsock, n)
             go.set()  # the sender must not wait for a read that never comes
-    return run, _judge_exact(run, wsock, data, n)
+    return _judge_exact(run, wsock, data, n)
 
 
 def _case_two_messages(recv_exact):
+    """Judge two recv_exact() calls on two messages that came in one send()."""
     first, second = 5000, 3000
     data = _random_bytes(first + second)
     with serve(_one_send(data), name="check-recv-exact") as srv:
         wsock = _connect(srv)
         with wsock.sock:
             run = _run(recv_exact, wsock, first)
-            hint = _judge_exact(run, wsock, data[:first], first)
-            if hint is not None:
-                return run, hint
+            verdict = _judge_exact(run, wsock, data[:first], first)
+            if not verdict.passed:
+                return verdict
             read_by_first = wsock.received
             run = _run(recv_exact, wsock, second)
-            hint = _judge_exact(run, wsock, data[first:], second)
-    if hint is not None and read_by_first > first:
-        hint = (
+            verdict = _judge_exact(run, wsock, data[first:], second)
+    if not verdict.passed and read_by_first > first:
+        return Verdict.fail(
             f"the first call read {read_by_first:,} bytes, {read_by_first - first:,} more "
             f"than the {first:,} it returned:\nthey were the start of the next message, "
             "and they are lost.\nAsk recv() for at most n - len(data) bytes."
         )
-    return run, hint
+    return verdict
 
 
 def _case_early_close(recv_exact):
+    """Judge recv_exact(sock, 5000) on a peer that closes after 1,000 bytes: EOFError."""
     n, sent = 5000, 1000
     data = _random_bytes(sent)
     go = threading.Event()
@@ -236,20 +232,20 @@ def _case_early_close(recv_exact):
             run = _run(recv_exact, wsock, n)
             go.set()
     if run.timed_out or run.stopped:
-        return run, _hint_for_stop(wsock, n)
+        return Verdict.fail(_hint_for_stop(wsock, n))
     if run.error is not None:
         if isinstance(run.error, (EOFError, ConnectionError)):
-            return run, None
-        return run, (
+            return Verdict.ok()
+        return Verdict.fail(
             f"{describe_error(run.error)}\n"
             "Raise EOFError (or ConnectionError): what a caller expects when the\n"
             "connection ends too early."
         )
-    if run.value is None or _wrong_bytes(run.value) or len(run.value) < sent:
+    if run.value is None or not _judge_bytes(run.value).passed or len(run.value) < sent:
         # It returned before the end, or not bytes: judged like any other answer.
-        return run, _judge_exact(run, wsock, data, n)
+        return _judge_exact(run, wsock, data, n)
     got = len(run.value)
-    return run, (
+    return Verdict.fail(
         f"it returned {got:,} bytes after the peer closed with {sent:,} of {n:,} sent.\n"
         f"The caller asked for exactly {n:,}: when recv() returns b'' before you have\n"
         "n bytes, raise EOFError."
@@ -257,17 +253,18 @@ def _case_early_close(recv_exact):
 
 
 def _case_zero(recv_exact):
+    """Judge recv_exact(sock, 0): b'', and nothing read."""
     with serve(_one_send(b"the next message"), name="check-recv-exact") as srv:
         wsock = _connect(srv)
         with wsock.sock:
             run = _run(recv_exact, wsock, 0)
-    hint = _judge_exact(run, wsock, b"", 0)
-    if hint is None and wsock.received:
-        hint = (
+    verdict = _judge_exact(run, wsock, b"", 0)
+    if verdict.passed and wsock.received:
+        return Verdict.fail(
             f"it read {wsock.received:,} bytes although n was 0: they belonged to the next "
             "message.\nWith n = 0, return b'' without calling recv()."
         )
-    return run, hint
+    return verdict
 
 
 def check_recv_exact(recv_exact):
@@ -285,9 +282,7 @@ def check_recv_exact(recv_exact):
         ("n = 0 returns b'' and reads nothing", _case_zero),
     ]
     for description, case in cases:
-        run, hint = case(recv_exact)
-        report.add(hint is None, description, hint or "")
-        if _says_it_all(hint):
+        if report.add(description, case(recv_exact)).final:
             break
     return report
 
@@ -312,48 +307,49 @@ def _slow_reader(result):
 
 
 def _judge_message(run, wsock, data, received):
-    """None if the reader got exactly data, else a hint."""
+    """Judge one send_message(sock, data) call: the reader ``received`` exactly data."""
     taken = sum(count for _, count in wsock.sends)
     if run.timed_out or run.stopped:
-        return (
+        return Verdict.fail(
             f"send_message() did not return within {TIME_LIMIT:g} s.  It had called send() "
             f"{len(wsock.sends):,} times,\nwhich took {taken:,} bytes in all, for a "
             f"{len(data):,}-byte message.  Does the loop add what send()\nreturns to the "
             "bytes sent so far, and stop when it reaches len(data)?"
         )
     if wsock.sendall_calls:
-        return (
+        return Verdict.fail(  # about the whole function: every case would say it again
             "it called sendall().  It works, but the exercise is to write sendall()'s loop\n"
-            "yourself, with send()."
+            "yourself, with send().", final=True
         )
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
-            return NOT_WRITTEN
-        return describe_error(run.error)
+            return Verdict.not_written()
+        return Verdict.fail(describe_error(run.error))
     if data and not wsock.sends:
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if received is None:
-        return "the reader did not finish within the time limit."
+        return Verdict.fail("the reader did not finish within the time limit.")
     if received == data:
-        return None
+        return Verdict.ok()
     if data.startswith(received):
         if len(wsock.sends) == 1:
-            return (
+            return Verdict.fail(
                 f"your function returned after the first send(): it sent {taken:,} of "
                 f"{len(data):,} bytes.\nsend() returns how many bytes it took: call it "
                 "again with the rest (data[sent:])\nuntil everything is sent."
             )
-        return (
+        return Verdict.fail(
             f"the reader got {len(received):,} of {len(data):,} bytes: the loop stopped "
             "before everything was sent."
         )
-    return (
+    return Verdict.fail(
         f"the reader got {len(received):,} bytes, but not the ones given: after a partial "
         "send, go on\nwith the bytes not sent yet (data[sent:]), not with data from the start."
     )
 
 
 def _send_case(send_message, data):
+    """Judge send_message(sock, data) with a slow reader behind small buffers."""
     result = {}
     with serve(_slow_reader(result), name="check-send-message") as srv:
         # Small buffers at both ends: the kernel cannot take a big message at once.
@@ -387,8 +383,6 @@ def check_send_message(send_message):
         ("an empty message", b""),
     ]
     for description, data in cases:
-        hint = _send_case(send_message, data)
-        report.add(hint is None, description, hint or "")
-        if _says_it_all(hint):
+        if report.add(description, _send_case(send_message, data)).final:
             break
     return report

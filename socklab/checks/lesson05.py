@@ -23,9 +23,9 @@ import time
 from ..relay import FATES, LossyRelay
 from ..servers import UDPEchoServer
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
 )
@@ -51,7 +51,9 @@ def _not_written(outcome):
 # ------------------------------------------------------------ echo_handler
 
 class _Case:
-    """One client scenario: run(client) talks; returns None if fine, else a hint."""
+    """One client scenario: run(sock) plays the client on a socket connected to the
+    server under test, and judges what it saw (a Verdict).  It needs nothing but
+    the socket, so it can face any echo server, whatever it is written in."""
 
     def __init__(self, description, run, *, reset=False):
         self.description = description
@@ -70,22 +72,24 @@ def _read_exactly(sock, n):
 
 
 def _client_closes(sock):
+    """Judge the echo of b'hello, echo' to a client that then closes."""
     sock.settimeout(BYTE_WAIT * 2)
     sock.sendall(b"hello, echo")
     try:
         reply = _read_exactly(sock, len(b"hello, echo"))
     except TimeoutError:
-        return (
+        return Verdict.fail(
             f"the client sent b'hello, echo' and waited {BYTE_WAIT * 2:g} s for the echo in vain.\n"
             "Send back what each recv() returns at once, not when the client closes."
         )
     sock.close()
     if reply != b"hello, echo":
-        return f"the client sent b'hello, echo' and got back {reply!r}."
-    return None
+        return Verdict.fail(f"the client sent b'hello, echo' and got back {reply!r}.")
+    return Verdict.ok()
 
 
 def _client_byte_at_a_time(sock):
+    """Judge the echo of each byte to a client that sends one at a time and waits."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each byte its own segment
     sock.settimeout(BYTE_WAIT)
     for i, byte in enumerate(b"one byte at a time"):
@@ -93,19 +97,19 @@ def _client_byte_at_a_time(sock):
         try:
             echo = sock.recv(16)
         except TimeoutError:
-            return (
+            return Verdict.fail(
                 f"the client sent byte {i + 1} and waited {BYTE_WAIT:g} s for its echo in vain.\n"
                 "Send back what each recv() returns at once -- do not wait for 'a whole\n"
                 "message' (the stream has no messages) or for the client to close."
             )
         if echo != bytes([byte]):
-            return f"the client sent {bytes([byte])!r} and got back {echo!r}."
+            return Verdict.fail(f"the client sent {bytes([byte])!r} and got back {echo!r}.")
     sock.close()
-    return None
+    return Verdict.ok()
 
 
 def _client_one_mib(sock):
-    """Send 1 MiB from a thread while this one reads; then SHUT_WR and read to the end."""
+    """Judge the echo of 1 MiB, sent from a thread while this one reads; then SHUT_WR."""
     sock.settimeout(TIME_LIMIT)
     problems = []
 
@@ -129,30 +133,32 @@ def _client_one_mib(sock):
     sender.join(TIME_LIMIT)
     sock.close()
     if bytes(received) == MIB:
-        return None
+        return Verdict.ok()
     if any(isinstance(exc, ConnectionError) for exc in problems):
-        return (
+        return Verdict.fail(
             f"the connection broke after {len(received):,} of 1,048,576 bytes came back:\n"
             "the handler returned (so the connection was closed) before the client had\n"
             "finished.  Keep echoing until recv() returns b''."
         )
     if len(received) < len(MIB):
-        return (
+        return Verdict.fail(
             f"the client sent 1,048,576 bytes and got {len(received):,} back.\n"
             "send() may take only part of what you give it (it returns how much):\n"
             "use sendall(), which sends every byte."
         )
-    return f"the client got {len(received):,} bytes back, not the 1,048,576 it sent."
+    return Verdict.fail(
+        f"the client got {len(received):,} bytes back, not the 1,048,576 it sent.")
 
 
 def _client_resets(sock):
-    """Send 100 KB, then reset the connection without reading the echo."""
+    """Send 100 KB, then reset the connection without reading the echo (always passes:
+    what counts is how the handler takes it)."""
     sock.settimeout(TIME_LIMIT)
     sock.sendall(MIB[:100_000])
     # SO_LINGER on with 0 seconds: close() drops the connection with a reset (RST)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-    return None
+    return Verdict.ok()
 
 
 ECHO_CASES = [
@@ -177,14 +183,13 @@ def check_echo_handler(echo_handler):
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(TIME_LIMIT)
         for case in ECHO_CASES:
-            hint = _run_echo_case(echo_handler, listener, case)
-            report.add(hint is None, case.description, hint or "")
-            if hint is not None and hint.startswith(("is it written yet?", "recv() returned b''")):
+            if report.add(case.description, _run_echo_case(echo_handler, listener, case)).final:
                 break  # one hint is enough: the other cases would repeat it
     return report
 
 
 def _run_echo_case(echo_handler, listener, case):
+    """Judge echo_handler() on a connection accepted from ``listener``, with case's client."""
     client = socket.create_connection(listener.getsockname(), timeout=TIME_LIMIT)
     try:
         accepted, _ = listener.accept()
@@ -207,9 +212,9 @@ def _run_echo_case(echo_handler, listener, case):
         # limit=0: start the handler's thread and go on at once, to play the client
         outcome, thread = call_with_time_limit(guarded, limit=0)
         try:
-            client_hint = case.run(client)
+            seen = case.run(client)
         except OSError as exc:
-            client_hint = f"the client's socket failed: {describe_error(exc)}"
+            seen = Verdict.fail(f"the client's socket failed: {describe_error(exc)}")
         finally:
             client.close()
         thread.join(RETURN_WAIT)  # the client has gone: the handler should return
@@ -217,46 +222,49 @@ def _run_echo_case(echo_handler, listener, case):
         if still_running:
             conn.stop("the check is over")
             thread.join(TIME_LIMIT)
-        return _judge_echo(outcome, conn, client_hint, still_running, case)
+        return _judge_echo(outcome, conn, seen, still_running, case)
     finally:
         accepted.close()
 
 
-def _judge_echo(outcome, conn, client_hint, still_running, case):
+def _judge_echo(outcome, conn, seen, still_running, case):
+    """Judge how the handler behaved on ``conn``, given ``seen``, its client's Verdict."""
     if _not_written(outcome):
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if isinstance(outcome.value, CheckStopped):
-        return (
+        return Verdict.fail(  # the seed's loop: every case would stop it the same way
             f"recv() returned b'' {conn.empty_reads} times and the handler kept calling it.\n"
             "b'' means the client has closed its side: it will never send again, and\n"
             "every later recv() returns b'' at once.  Leave the loop (`if not data:\n"
-            "return`) -- the seed's server spins forever right here."
+            "return`) -- the seed's server spins forever right here.", final=True
         )
     if outcome.finished and outcome.error is None and conn.received == 0:
-        return "is it written yet?  The handler returned without reading anything."
-    if client_hint:
-        if conn.partial_sends and "sendall" in client_hint:
-            client_hint += (f"\n(Here {conn.partial_sends} send() call(s) took only part"
-                            " of the data.)")
-        return client_hint
+        return Verdict.not_written(
+            "is it written yet?  The handler returned without reading anything.")
+    if not seen.passed:
+        if conn.partial_sends:  # a fact from the handler's side that explains a short echo
+            return Verdict.fail(f"{seen.hint}\n(Here {conn.partial_sends} send() call(s) took"
+                                " only part of the data.)")
+        return seen
     if outcome.error is not None:
         if case.reset and isinstance(outcome.error, (ConnectionResetError, BrokenPipeError)):
-            return (
+            return Verdict.fail(
                 f"{describe_error(outcome.error)}.\n"
                 "A client that resets the connection is normal life for a server, not a\n"
                 "bug: catch ConnectionResetError and BrokenPipeError (both are\n"
                 "ConnectionError) and return, so the server goes on with the next client."
             )
         if isinstance(outcome.error, TimeoutError):
-            return (f"{describe_error(outcome.error)}: the handler waited for bytes after the"
-                    " client had finished.")
-        return describe_error(outcome.error)
+            return Verdict.fail(
+                f"{describe_error(outcome.error)}: the handler waited for bytes after the"
+                " client had finished.")
+        return Verdict.fail(describe_error(outcome.error))
     if still_running:
-        return (
+        return Verdict.fail(
             "the handler was still running after the client had gone.\n"
             "When recv() returns b'' (the client closed) or raises (it reset), return."
         )
-    return None
+    return Verdict.ok()
 
 
 # ------------------------------------------------------------------ ask_udp
@@ -295,21 +303,46 @@ def check_ask_udp(ask_udp):
     report = Report("Checking ask_udp(address, data, timeout, retries):")
     with UDPEchoServer(name="check-udp-echo") as srv:
         for case in UDP_CASES:
-            hint = _run_udp_case(ask_udp, srv, case)
-            report.add(hint is None, case.description, hint or "")
-            if hint is not None and hint.startswith(("is it written yet?", "ask_udp() did not")):
+            if report.add(case.description, _run_udp_case(ask_udp, srv, case)).final:
                 break  # one hint is enough: the other cases would repeat it
     return report
 
 
+def _is_client_fate(event):
+    return (event.kind in FATES and event.party.startswith("client")
+            and event.party.endswith(">server"))
+
+
 def _fates_in_order(relay):
-    """The fates of the datagrams clients sent, in the order they reached the relay."""
-    return [event.kind for event in relay.events
-            if event.kind in FATES and event.party.startswith("client")
-            and event.party.endswith(">server")]
+    """The fates of the datagrams clients sent, in the order they reached the relay.
+
+    Every datagram sent before this call is counted, the last one too.  A datagram
+    sent on loopback is in the relay's receive queue as soon as sendto() returns
+    (the kernel delivers it in the sender's own system call, unless a very busy
+    machine defers that work), and the relay reads its queue in order.  So a
+    datagram of the check's own, from a new socket -- a "new client" in the
+    relay's log -- is seen only after every datagram sent before it has its fate.
+    """
+    clients = len(relay.events.of_kind("new client"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
+        marker.sendto(b"", relay.address)
+        try:
+            relay.events.wait_for("new client", clients + 1, timeout=TIME_LIMIT)
+        except TimeoutError:  # the relay has no room for another client: take what is in
+            pass
+    fates = []
+    for event in relay.events:
+        if event.kind == "new client":
+            clients -= 1
+            if clients < 0:
+                break  # the marker: what comes after it is its own
+        elif _is_client_fate(event):
+            fates.append(event.kind)
+    return fates
 
 
 def _run_udp_case(ask_udp, srv, case):
+    """Judge ask_udp(address, ...) through a relay to ``srv`` (a UDP echo server)."""
     with LossyRelay(srv.address, loss=case.loss, duplicate=0.0, reorder=0.0, delay=0.0,
                     seed=UDP_SEED, both_ways=False, name="check-udp-relay") as relay:
         started = time.monotonic()
@@ -318,26 +351,24 @@ def _run_udp_case(ask_udp, srv, case):
         elapsed = time.monotonic() - started
         if not outcome.finished:
             relay.stop()  # nothing more will come; the learner's thread ends with its timeout
-            return (
+            return Verdict.fail(
                 f"ask_udp() did not return within {TIME_LIMIT:g} s.\n"
                 "A lost datagram gets no reply: without a timeout, recvfrom() waits\n"
-                "forever.  Call settimeout(timeout) on the socket before you wait."
+                "forever.  Call settimeout(timeout) on the socket before you wait.", final=True
             )
-        try:
-            relay.wait_for_datagrams(1, timeout=1.0)
-        except TimeoutError:
-            if _not_written(outcome) or (outcome.error is None and outcome.value is None):
-                return NOT_WRITTEN
-            if case.retries == 0:
-                return ("with retries=0 it sent nothing: the first try is not a retry.\n"
-                        "Send 1 + retries datagrams at most.")
-            return "the relay received no datagram at all: send data to `address`."
-        time.sleep(0.05)  # let a datagram sent just before returning reach the relay
         fates = _fates_in_order(relay)
+    if not fates:
+        if _not_written(outcome) or (outcome.error is None and outcome.value is None):
+            return Verdict.not_written()
+        if case.retries == 0:
+            return Verdict.fail("with retries=0 it sent nothing: the first try is not a retry.\n"
+                                "Send 1 + retries datagrams at most.")
+        return Verdict.fail("the relay received no datagram at all: send data to `address`.")
     return _judge_udp(outcome, case, fates, elapsed)
 
 
 def _judge_udp(outcome, case, fates, elapsed):
+    """Judge what ask_udp() did (sent, returned, raised, waited) given its datagrams' fates."""
     tries_allowed = case.retries + 1
     sent = len(fates)
     first_forward = fates.index("forward") + 1 if "forward" in fates else None
@@ -347,44 +378,46 @@ def _judge_udp(outcome, case, fates, elapsed):
     shown = ", ".join(fates)
     if sent > expected_sent:
         if first_forward is not None and first_forward < sent:
-            return (
+            return Verdict.fail(
                 f"it sent {sent} datagrams ({shown}).  Datagram {first_forward} got through\n"
                 "and its reply came back: stop as soon as a reply arrives."
             )
-        return (
+        return Verdict.fail(
             f"it sent {sent} datagrams; with retries={case.retries} send at most "
             f"{tries_allowed}\n(the first try, then {case.retries} more)."
         )
     if sent < expected_sent:
-        return (
+        return Verdict.fail(
             f"it gave up after {sent} datagram(s) ({shown}), but retries={case.retries}"
             f" allows {tries_allowed}.\nWhen the wait times out, send again."
         )
     if expect_reply:
         if outcome.error is not None:
-            return describe_error(outcome.error)
+            return Verdict.fail(describe_error(outcome.error))
         reply = outcome.value
         if isinstance(reply, tuple):
-            return "it returned a tuple: return just the reply's bytes (recvfrom() gives (data, address))."
+            return Verdict.fail("it returned a tuple: return just the reply's bytes"
+                                " (recvfrom() gives (data, address)).")
         if isinstance(reply, str):
-            return "it returned a str; sockets carry bytes."
+            return Verdict.fail("it returned a str; sockets carry bytes.")
         if reply != case.data:
-            return f"it returned {reply!r}, not the echo {case.data!r}."
-        return None
+            return Verdict.fail(f"it returned {reply!r}, not the echo {case.data!r}.")
+        return Verdict.ok()
     # Every try was lost: it must raise TimeoutError, after waiting.
     if outcome.error is None:
-        return (
+        return Verdict.fail(
             f"all {sent} datagrams were lost, and it returned {outcome.value!r}.\n"
             "Raise TimeoutError instead: the caller must know that no reply came."
         )
     if not isinstance(outcome.error, TimeoutError):
-        return (f"{describe_error(outcome.error)}; after the last lost try raise TimeoutError"
-                " (socket.timeout is the same class).")
+        return Verdict.fail(
+            f"{describe_error(outcome.error)}; after the last lost try raise TimeoutError"
+            " (socket.timeout is the same class).")
     least = tries_allowed * case.timeout * 0.8
     if elapsed < least:
-        return (
+        return Verdict.fail(
             f"it gave up after {elapsed:.2f} s; each of the {tries_allowed} tries should wait\n"
             f"timeout={case.timeout:g} s for a reply (settimeout(timeout)), about "
             f"{tries_allowed * case.timeout:.1f} s in all."
         )
-    return None
+    return Verdict.ok()

@@ -22,6 +22,7 @@ from .report import (
     NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
 )
@@ -160,58 +161,71 @@ def check_classify(classify):
     report = Report("Checking classify(exc):")
     for description, exc, expected in make_exceptions():
         outcome, thread = call_with_time_limit(classify, exc)
-        if not outcome.finished:
-            report.add(False, description,
-                       f"classify() did not return within {TIME_LIMIT:g} s; it only needs\n"
-                       "to look at the exception, not to use a socket.")
+        verdict = _judge_classify(outcome, exc, expected)
+        if outcome.value is not None:  # it answered: the case is named with the answer
+            description = f"{description}: {expected!r}"
+        if report.add(description, verdict).final:
             return report
-        if outcome.error is not None:
-            if isinstance(outcome.error, NotImplementedError):
-                report.add(False, description, NOT_WRITTEN)
-                return report
-            report.add(False, description, describe_error(outcome.error))
-            continue
-        answer = outcome.value
-        if answer is None:
-            report.add(False, description, NOT_WRITTEN)
-            return report
-        report.add(answer == expected, f"{description}: {expected!r}",
-                   "" if answer == expected else _hint_for_answer(exc, expected, answer))
     return report
+
+
+def _judge_classify(outcome, exc, expected):
+    """Judge classify(exc): the answer ``expected``, one of ANSWERS."""
+    if not outcome.finished:
+        return Verdict.fail(
+            f"classify() did not return within {TIME_LIMIT:g} s; it only needs\n"
+            "to look at the exception, not to use a socket.", final=True)
+    if isinstance(outcome.error, NotImplementedError):
+        return Verdict.not_written()
+    if outcome.error is not None:
+        return Verdict.fail(describe_error(outcome.error))
+    answer = outcome.value
+    if answer is None:
+        return Verdict.not_written()
+    if answer == expected:
+        return Verdict.ok()
+    return Verdict.fail(_hint_for_answer(exc, expected, answer))
 
 
 # -- Exercise 2: fetch(address, data) ---------------------------------------------------
 
 def _judge_error_string(result, word, words):
-    """None if ``result`` is a str naming the error, else a hint."""
+    """Judge fetch()'s answer where the call fails: a str with one of ``words`` in it."""
     if result is None:
-        return f"it returned None: {NOT_WRITTEN}"
+        return Verdict.not_written(f"it returned None: {NOT_WRITTEN}")
     if isinstance(result, (bytes, bytearray)):
-        return (f"it returned {bytes(result[:40])!r}, bytes, as if the server had answered.\n"
-                f"Return a str that says what went wrong, e.g. 'error: connection {word}'.")
+        return Verdict.fail(
+            f"it returned {bytes(result[:40])!r}, bytes, as if the server had answered.\n"
+            f"Return a str that says what went wrong, e.g. 'error: connection {word}'.")
     if not isinstance(result, str):
-        return f"it returned {type(result).__name__}; return a str such as 'error: {word}'."
+        return Verdict.fail(
+            f"it returned {type(result).__name__}; return a str such as 'error: {word}'.")
     if not any(w in result.lower() for w in words):
-        return (f"it returned {result!r}: say which error it was -- the string should\n"
-                f"contain the word {word!r}, so a reader knows what happened.")
-    return None
+        return Verdict.fail(
+            f"it returned {result!r}: say which error it was -- the string should\n"
+            f"contain the word {word!r}, so a reader knows what happened.")
+    return Verdict.ok()
 
 
 def _judge_reply(result, expected):
+    """Judge fetch()'s answer where the server answers: its reply, ``expected``, whole."""
     if result is None:
-        return f"it returned None: {NOT_WRITTEN}"
+        return Verdict.not_written(f"it returned None: {NOT_WRITTEN}")
     if isinstance(result, str):
-        return (f"it returned the error string {result!r}, but this server answers.\n"
-                "Catch only the errors named in the exercise, and let the reply through.")
+        return Verdict.fail(
+            f"it returned the error string {result!r}, but this server answers.\n"
+            "Catch only the errors named in the exercise, and let the reply through.")
     if not isinstance(result, (bytes, bytearray)):
-        return f"it returned {type(result).__name__}, not bytes."
+        return Verdict.fail(f"it returned {type(result).__name__}, not bytes.")
     if len(result) < len(expected):
-        return (f"it returned {len(result):,} of the reply's {len(expected):,} bytes.\n"
-                "One recv() returns what has arrived so far: read until recv()\n"
-                "returns b'' (the server closes after its reply).")
+        return Verdict.fail(
+            f"it returned {len(result):,} of the reply's {len(expected):,} bytes.\n"
+            "One recv() returns what has arrived so far: read until recv()\n"
+            "returns b'' (the server closes after its reply).")
     if result != expected:
-        return f"the reply differs from what the server sent ({len(result):,} bytes)."
-    return None
+        return Verdict.fail(
+            f"the reply differs from what the server sent ({len(result):,} bytes).")
+    return Verdict.ok()
 
 
 def _raised_hint(exc, word):
@@ -240,33 +254,37 @@ def check_fetch(fetch):
         for description, server, data, expected in cases:
             address = nobody.getsockname() if server is None else server.address
             outcome, thread = call_with_time_limit(fetch, address, data)
-            if not outcome.finished:
+            hung = not outcome.finished
+            if hung:
                 if server is not None:
                     server.stop()  # its socket closes: the learner's recv() returns
                 thread.join(TIME_LIMIT)
-                report.add(False, description,
-                           f"fetch() did not return within {TIME_LIMIT:g} s.  Without a timeout,\n"
-                           "recv() waits forever for a server that never answers: connect\n"
-                           "with socket.create_connection(address, timeout=1).")
+            if report.add(description, _judge_fetch(outcome, hung, expected)).final:
                 return report
-            if isinstance(outcome.error, NotImplementedError):
-                report.add(False, description, NOT_WRITTEN)
-                return report
-            if isinstance(expected, bytes):
-                hint = (describe_error(outcome.error) if outcome.error is not None
-                        else _judge_reply(outcome.value, expected))
-            else:
-                words = ("timeout", "timed out") if expected == "timeout" else (expected,)
-                hint = (_raised_hint(outcome.error, expected) if outcome.error is not None
-                        else _judge_error_string(outcome.value, expected, words))
-            report.add(hint is None, description, hint or "")
-            if outcome.error is None and outcome.value is None:
-                return report  # a stub: one hint is enough
     finally:
         nobody.close()
         for server in (answerer, resetter, staller):
             try:
                 server.stop(timeout=TIME_LIMIT)
             except Exception as exc:
-                report.add(False, "the check's servers stop cleanly", describe_error(exc))
+                report.add("the check's servers stop cleanly", Verdict.fail(describe_error(exc)))
     return report
+
+
+def _judge_fetch(outcome, hung, expected):
+    """Judge one fetch(): the reply (bytes ``expected``) or a str naming the error ``expected``."""
+    if hung:
+        return Verdict.fail(
+            f"fetch() did not return within {TIME_LIMIT:g} s.  Without a timeout,\n"
+            "recv() waits forever for a server that never answers: connect\n"
+            "with socket.create_connection(address, timeout=1).", final=True)
+    if isinstance(outcome.error, NotImplementedError):
+        return Verdict.not_written()
+    if isinstance(expected, bytes):
+        if outcome.error is not None:
+            return Verdict.fail(describe_error(outcome.error))
+        return _judge_reply(outcome.value, expected)
+    if outcome.error is not None:
+        return Verdict.fail(_raised_hint(outcome.error, expected))
+    words = ("timeout", "timed out") if expected == "timeout" else (expected,)
+    return _judge_error_string(outcome.value, expected, words)

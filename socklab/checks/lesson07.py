@@ -21,9 +21,9 @@ import socket
 from ..relay import CLIENT_TO_SERVER, LossyRelay
 from ..servers import UDPEchoServer, serve
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
     not_written,
@@ -149,74 +149,76 @@ def _as_numbers(value, what):
 
 
 def _judge_numbered(outcome, timed_out, expected, count):
-    """None if receive_numbered returned the expected report, else a hint."""
+    """Judge receive_numbered()'s answer: ``expected`` (arrived, missing, duplicates, late)."""
     if timed_out:
-        return (
+        return Verdict.fail(
             f"receive_numbered() did not return within {TIME_LIMIT:g} s.\n"
             "Some datagrams never come, and nothing tells the receiver so: give every\n"
             "recv() a time limit (sock.settimeout(timeout)), and when it runs out,\n"
-            "stop and return what you have."
+            "stop and return what you have.", final=True
         )
     if not_written(outcome):
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if isinstance(outcome.error, TimeoutError):
-        return (
+        return Verdict.fail(
             f"{describe_error(outcome.error)}\n"
             "The timeout is how the receiver learns that nothing more is coming:\n"
             "catch TimeoutError (socket.timeout), leave the loop and return the report."
         )
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return Verdict.fail(describe_error(outcome.error))
     value = outcome.value
     if not isinstance(value, (tuple, list)) or len(value) != 4:
-        return "it should return four lists: (arrived, missing, duplicates, late)."
+        return Verdict.fail(
+            "it should return four lists: (arrived, missing, duplicates, late).")
     names = ("arrived", "missing", "duplicates", "late")
     for name, part in zip(names, value):
         hint = _as_numbers(part, name)
         if hint:
-            return hint
+            return Verdict.fail(hint)
     arrived, missing, duplicates, late = (list(part) for part in value)
     want_arrived, want_missing, want_duplicates, want_late = expected
     if arrived != want_arrived:
         if sorted(arrived) == sorted(want_arrived):
-            return (
+            return Verdict.fail(
                 f"arrived is {arrived}, but they came as {want_arrived}.\n"
                 "Keep the numbers in the order the datagrams arrived: do not sort them."
             )
         if sorted(set(arrived)) == sorted(set(want_arrived)):
-            return (
+            return Verdict.fail(
                 f"arrived is {arrived}, but {want_arrived} came in: keep every datagram,\n"
                 "the second copy of a duplicate too."
             )
         if len(arrived) < len(want_arrived) and want_arrived[:len(arrived)] == arrived:
-            return (
+            return Verdict.fail(
                 f"arrived is {arrived}: it stopped after {len(arrived)} of the "
                 f"{len(want_arrived)} datagrams that came.\nStop only when nothing "
                 "has arrived for `timeout` seconds (a duplicate can make more than "
                 f"{count} arrive)."
             )
-        return f"arrived is {arrived}, but the datagrams that came were {want_arrived}."
+        return Verdict.fail(
+            f"arrived is {arrived}, but the datagrams that came were {want_arrived}.")
     if missing != want_missing:
-        return (
+        return Verdict.fail(
             f"missing is {missing}, but {want_missing} never came.\n"
             f"missing lists the numbers from 1 to count ({count}) that are not in arrived."
         )
     if duplicates != want_duplicates:
-        return (
+        return Verdict.fail(
             f"duplicates is {duplicates}, but {want_duplicates} came more than once.\n"
             "List each number that arrived more than once, once, in increasing order."
         )
     if late != want_late:
-        return (
+        return Verdict.fail(
             f"late is {late}, but {want_late} arrived after a higher number.\n"
             "A number is late if a bigger number arrived before it; list each once, "
             "in increasing order."
         )
-    return None
+    return Verdict.ok()
 
 
 def _numbered_case(receive_numbered, count, loss, duplicate, reorder, seed):
-    """Send 1..count through a relay to a fresh socket; run the learner's function."""
+    """Judge receive_numbered() on 1..count, sent through a relay to a fresh socket."""
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with receiver:
         receiver.bind(("127.0.0.1", 0))
@@ -241,7 +243,7 @@ def _numbered_case(receive_numbered, count, loss, duplicate, reorder, seed):
             if timed_out:
                 watched.stop(f"still running after {TIME_LIMIT:g} s")
                 thread.join(TIME_LIMIT)
-    return _judge_numbered(outcome, timed_out, expected, count), outcome
+    return _judge_numbered(outcome, timed_out, expected, count)
 
 
 def check_receive_numbered(receive_numbered):
@@ -261,9 +263,7 @@ def check_receive_numbered(receive_numbered):
          (5, 1.0, 0.0, 0.0, 1)),
     ]
     for description, settings in cases:
-        hint, outcome = _numbered_case(receive_numbered, *settings)
-        report.add(hint is None, description, hint or "")
-        if not_written(outcome) or hint and "did not return" in hint:
+        if report.add(description, _numbered_case(receive_numbered, *settings)).final:
             break  # one hint is enough
     return report
 
@@ -297,45 +297,47 @@ def _closed_port():
         return sock.getsockname()
 
 
-VERDICTS = ("answered", "refused", "silent")
+ANSWERS = ("answered", "refused", "silent")
 
 
 def _judge_probe(outcome, timed_out, want):
+    """Judge probe(address, timeout): the answer ``want``, one of ANSWERS."""
     if timed_out:
-        return (
+        return Verdict.fail(
             f"probe() did not return within {TIME_LIMIT:g} s.  A server that never\n"
             "answers leaves recv() waiting forever: set a timeout on the socket\n"
-            "(sock.settimeout(timeout)) and return 'silent' when it runs out."
+            "(sock.settimeout(timeout)) and return 'silent' when it runs out.", final=True
         )
     if not_written(outcome):
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if outcome.error is not None:
         error = outcome.error
         if isinstance(error, ConnectionRefusedError):
-            return (
+            return Verdict.fail(
                 f"{describe_error(error)}\n"
                 "That is the answer, not a failure: catch ConnectionRefusedError and\n"
                 "return 'refused'."
             )
         if isinstance(error, TimeoutError):
-            return (
+            return Verdict.fail(
                 f"{describe_error(error)}\n"
                 "No reply within the timeout is the answer 'silent': catch TimeoutError."
             )
-        return describe_error(error)
+        return Verdict.fail(describe_error(error))
     value = outcome.value
-    if value not in VERDICTS:
-        return f"it returned {value!r}; return one of {', '.join(map(repr, VERDICTS))}."
+    if value not in ANSWERS:
+        return Verdict.fail(
+            f"it returned {value!r}; return one of {', '.join(map(repr, ANSWERS))}.")
     if value == want:
-        return None
+        return Verdict.ok()
     if want == "refused" and value == "silent":
-        return (
+        return Verdict.fail(
             "it returned 'silent', but nothing is bound to that port: the kernel\n"
             "answered with ICMP \"port unreachable\".  Linux tells only a *connected*\n"
             "UDP socket about it (as ECONNREFUSED): connect() to the address first,\n"
             "then send() and recv()."
         )
-    return f"it returned {value!r}, but the port was {want!r}."
+    return Verdict.fail(f"it returned {value!r}, but the port was {want!r}.")
 
 
 def check_probe(probe):
@@ -361,9 +363,7 @@ def check_probe(probe):
                 if timed_out:
                     silent.wake_everyone()  # a recv() waiting for it returns
                     thread.join(TIME_LIMIT)
-                hint = _judge_probe(outcome, timed_out, want)
-                report.add(hint is None, description, hint or "")
-                if not_written(outcome) or timed_out:
+                if report.add(description, _judge_probe(outcome, timed_out, want)).final:
                     break
     finally:
         silent.server.stop()

@@ -21,9 +21,9 @@ import time
 
 from ..servers import serve
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
 )
@@ -88,21 +88,24 @@ def _hint_for_error(exc):
 
 
 def _judge_values(sock, seconds):
-    """None if both options hold `seconds` and no Python timeout is set, else a hint."""
+    """Judge the socket's options: both limits hold `seconds`, and no Python timeout is set."""
     if sock.gettimeout() is not None:
-        return (f"the socket has a Python timeout (gettimeout() = {sock.gettimeout()!r}).\n"
-                "That is settimeout(): it makes the descriptor non-blocking and waits in\n"
-                "poll().  This exercise asks for the kernel's own limits: setsockopt() with\n"
-                "SO_RCVTIMEO and SO_SNDTIMEO, and no settimeout().")
+        return Verdict.fail(
+            f"the socket has a Python timeout (gettimeout() = {sock.gettimeout()!r}).\n"
+            "That is settimeout(): it makes the descriptor non-blocking and waits in\n"
+            "poll().  This exercise asks for the kernel's own limits: setsockopt() with\n"
+            "SO_RCVTIMEO and SO_SNDTIMEO, and no settimeout().")
     for name in ("SO_RCVTIMEO", "SO_SNDTIMEO"):
         value = _read_timeval(sock, getattr(socket, name))
         if value == 0:
-            return (f"{name} is still 0, which means no limit at all: set it with\n"
-                    f"sock.setsockopt(socket.SOL_SOCKET, socket.{name}, <packed timeval>).")
+            return Verdict.fail(
+                f"{name} is still 0, which means no limit at all: set it with\n"
+                f"sock.setsockopt(socket.SOL_SOCKET, socket.{name}, <packed timeval>).")
         if abs(value - seconds) > ROUNDING:
-            return (f"{name} holds {value:g} s, not {seconds:g} s.  Whole seconds go in the\n"
-                    "first field of the timeval, the rest *in microseconds* in the second.")
-    return None
+            return Verdict.fail(
+                f"{name} holds {value:g} s, not {seconds:g} s.  Whole seconds go in the\n"
+                "first field of the timeval, the rest *in microseconds* in the second.")
+    return Verdict.ok()
 
 
 def _timed(call, *args, limit):
@@ -125,23 +128,25 @@ def _fill_until_blocked(sock):
 
 
 def _judge_wait(kind, outcome, took, finished, seconds):
-    """None if the call failed with EAGAIN after about `seconds`, else a hint."""
+    """Judge a recv() or send() on the socket: it failed with EAGAIN after about `seconds`."""
     if not finished:
-        return (f"{kind} was still waiting after {seconds + SLACK + 1:g} s: the limit did\n"
-                "not act.  Did you set the option on this very socket?")
+        return Verdict.fail(
+            f"{kind} was still waiting after {seconds + SLACK + 1:g} s: the limit did\n"
+            "not act.  Did you set the option on this very socket?")
     error = outcome.error
     if kind == "send()":
         error, took = outcome.value if outcome.value else (None, took)
     if error is None:
-        return f"{kind} did not fail, but it should have: the peer never answers."
+        return Verdict.fail(f"{kind} did not fail, but it should have: the peer never answers.")
     if not isinstance(error, BlockingIOError):
-        return f"{kind} {describe_error(error)}; expected BlockingIOError (EAGAIN)."
+        return Verdict.fail(f"{kind} {describe_error(error)}; expected BlockingIOError (EAGAIN).")
     if took < seconds - ROUNDING - 0.05:
-        return (f"{kind} gave up after {took:.2f} s, before the limit of {seconds:g} s.\n"
-                "Is the socket non-blocking (setblocking(False))?  It must stay blocking.")
+        return Verdict.fail(
+            f"{kind} gave up after {took:.2f} s, before the limit of {seconds:g} s.\n"
+            "Is the socket non-blocking (setblocking(False))?  It must stay blocking.")
     if took > seconds + SLACK:
-        return f"{kind} gave up after {took:.2f} s; the limit was {seconds:g} s."
-    return None
+        return Verdict.fail(f"{kind} gave up after {took:.2f} s; the limit was {seconds:g} s.")
+    return Verdict.ok()
 
 
 def check_set_timeouts(set_timeouts):
@@ -151,46 +156,46 @@ def check_set_timeouts(set_timeouts):
     for seconds, wait_for_real in cases:
         client, listener = _silent_pair()
         try:
-            description = f"set_timeouts(sock, {seconds!r}): both options hold {seconds:g} s"
-            outcome, thread = call_with_time_limit(set_timeouts, client, seconds)
-            if not outcome.finished:
-                client.close()
-                thread.join(TIME_LIMIT)
-                report.add(False, description,
-                           f"set_timeouts() did not return within {TIME_LIMIT:g} s: it only\n"
-                           "has to set two options, not to receive anything.")
-                return report
-            if outcome.error is not None:
-                report.add(False, description, _hint_for_error(outcome.error))
-                return report
-            untouched = (client.gettimeout() is None
-                         and _read_timeval(client, socket.SO_RCVTIMEO) == 0
-                         and _read_timeval(client, socket.SO_SNDTIMEO) == 0)
-            if untouched and _looks_like_stub(set_timeouts):
-                report.add(False, description, NOT_WRITTEN)
-                return report
-            hint = _judge_values(client, seconds)
-            if not report.add(hint is None, description, hint or ""):
+            # Any failure ends the check: each step builds on the one before.
+            verdict = _judge_setting(set_timeouts, client, seconds)
+            if report.add(f"set_timeouts(sock, {seconds!r}): both options hold {seconds:g} s",
+                          verdict.final_if_failed()).final:
                 return report
             if not wait_for_real:
                 continue
             limit = seconds + SLACK + 1
             outcome, took, finished = _timed(client.recv, 100, limit=limit)
-            hint = _judge_wait("recv()", outcome, took, finished, seconds)
-            if not report.add(hint is None,
-                              f"recv() from a silent peer: BlockingIOError after about {seconds:g} s",
-                              hint or ""):
+            verdict = _judge_wait("recv()", outcome, took, finished, seconds)
+            if report.add(f"recv() from a silent peer: BlockingIOError after about {seconds:g} s",
+                          verdict.final_if_failed()).final:
                 return report
             outcome, took, finished = _timed(_fill_until_blocked, client, limit=limit + 1)
-            hint = _judge_wait("send()", outcome, took, finished, seconds)
-            if not report.add(hint is None,
-                              f"send() to a peer that never reads: BlockingIOError after about "
-                              f"{seconds:g} s", hint or ""):
+            verdict = _judge_wait("send()", outcome, took, finished, seconds)
+            if report.add(f"send() to a peer that never reads: BlockingIOError after about "
+                          f"{seconds:g} s", verdict.final_if_failed()).final:
                 return report
         finally:
             client.close()
             listener.close()
     return report
+
+
+def _judge_setting(set_timeouts, client, seconds):
+    """Judge set_timeouts(client, seconds): it returns, and both options hold ``seconds``."""
+    outcome, thread = call_with_time_limit(set_timeouts, client, seconds)
+    if not outcome.finished:
+        client.close()
+        thread.join(TIME_LIMIT)
+        return Verdict.fail(f"set_timeouts() did not return within {TIME_LIMIT:g} s: it only\n"
+                            "has to set two options, not to receive anything.")
+    if outcome.error is not None:
+        return Verdict.fail(_hint_for_error(outcome.error))
+    untouched = (client.gettimeout() is None
+                 and _read_timeval(client, socket.SO_RCVTIMEO) == 0
+                 and _read_timeval(client, socket.SO_SNDTIMEO) == 0)
+    if untouched and _looks_like_stub(set_timeouts):
+        return Verdict.not_written()
+    return _judge_values(client, seconds)
 
 
 # ------------------------------------------------------- request_then_half_close
@@ -218,37 +223,42 @@ def _answer_after_eof(seen):
 
 
 def _judge_reply(outcome, data, seen):
-    """None if the reply is right, else a hint."""
+    """Judge request_then_half_close()'s reply to ``data``: all of reversed_reply(data)."""
     expected = reversed_reply(data)
     reply = outcome.value
     if outcome.error is not None:
         exc = outcome.error
         if isinstance(exc, OSError) and exc.errno == errno.EBADF:
-            return (f"{describe_error(exc)}\n"
-                    "The socket was closed before you read the reply.  close() gives up the\n"
-                    "socket in both directions; shutdown(socket.SHUT_WR) ends only your sending.")
+            return Verdict.fail(
+                f"{describe_error(exc)}\n"
+                "The socket was closed before you read the reply.  close() gives up the\n"
+                "socket in both directions; shutdown(socket.SHUT_WR) ends only your sending.")
         if isinstance(exc, ConnectionResetError):
-            return (f"{describe_error(exc)}\n"
-                    "The server's answer met a socket that no longer reads.  Did you shut down\n"
-                    "both directions (SHUT_RDWR)?  Only SHUT_WR: you still have to read.")
-        return describe_error(exc)
+            return Verdict.fail(
+                f"{describe_error(exc)}\n"
+                "The server's answer met a socket that no longer reads.  Did you shut down\n"
+                "both directions (SHUT_RDWR)?  Only SHUT_WR: you still have to read.")
+        return Verdict.fail(describe_error(exc))
     if reply is None:
-        return NOT_WRITTEN
+        return Verdict.not_written()
     if isinstance(reply, str):
-        return "it returned a str; sockets carry bytes."
+        return Verdict.fail("it returned a str; sockets carry bytes.")
     if not isinstance(reply, (bytes, bytearray)):
-        return f"it returned {type(reply).__name__}, not bytes."
+        return Verdict.fail(f"it returned {type(reply).__name__}, not bytes.")
     if reply == expected:
-        return None
+        return Verdict.ok()
     if not reply:
-        return ("the reply is empty.  Did you shut down both directions (SHUT_RDWR), or stop\n"
-                "reading before the answer came?  Shut down only SHUT_WR, then read until\n"
-                "recv() returns b''.")
+        return Verdict.fail(
+            "the reply is empty.  Did you shut down both directions (SHUT_RDWR), or stop\n"
+            "reading before the answer came?  Shut down only SHUT_WR, then read until\n"
+            "recv() returns b''.")
     if expected.startswith(reply):
-        return (f"got the first {len(reply):,} of {len(expected):,} bytes of the reply.\n"
-                "One recv() returns what has arrived so far: read until recv() returns b''\n"
-                "-- the server closes once it has answered.")
-    return f"the reply differs from the server's answer ({len(reply):,} bytes, expected {len(expected):,})."
+        return Verdict.fail(
+            f"got the first {len(reply):,} of {len(expected):,} bytes of the reply.\n"
+            "One recv() returns what has arrived so far: read until recv() returns b''\n"
+            "-- the server closes once it has answered.")
+    return Verdict.fail(f"the reply differs from the server's answer ({len(reply):,} bytes,"
+                        f" expected {len(expected):,}).")
 
 
 def _hint_for_hang(seen):
@@ -278,10 +288,11 @@ def check_request_then_half_close(request_then_half_close):
             if not outcome.finished:
                 srv.stop(timeout=TIME_LIMIT)  # shuts the server's side: a blocked recv() returns
                 thread.join(TIME_LIMIT)
-                report.add(False, description, _hint_for_hang(seen))
+                report.add(description, Verdict.fail(_hint_for_hang(seen), final=True))
                 return report
-            hint = _judge_reply(outcome, data, seen)
-            if not report.add(hint is None, description, hint or ""):
+            # Any failure ends the check: a longer request would fail the same way.
+            verdict = _judge_reply(outcome, data, seen).final_if_failed()
+            if report.add(description, verdict).final:
                 return report
         finally:
             try:

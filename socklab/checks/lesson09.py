@@ -27,6 +27,7 @@ keeps calling recv().
   newline-delimited, until the peer closes.
 """
 
+import dataclasses
 import fcntl
 import socket
 import struct
@@ -36,7 +37,7 @@ import threading
 import time
 import types
 
-from .report import NOT_WRITTEN, Report, describe_error
+from .report import Report, Verdict, describe_error
 from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket
 
 __all__ = ["check_read_message", "check_read_lines", "frame", "pieces_of",
@@ -60,11 +61,13 @@ def frame(message):
     return HEADER.pack(len(message)) + message
 
 
-def _wrapped(hint):
-    """``hint`` with every line longer than HINT_WIDTH wrapped (its own breaks kept)."""
-    return "\n".join(wrapped for line in hint.splitlines()
+def _wrapped(verdict):
+    """``verdict`` with every line of its hint longer than HINT_WIDTH wrapped (its own
+    breaks kept)."""
+    hint = "\n".join(wrapped for line in verdict.hint.splitlines()
                      for wrapped in textwrap.wrap(line, HINT_WIDTH, break_long_words=False,
                                                   break_on_hyphens=False) or [""])
+    return dataclasses.replace(verdict, hint=hint)
 
 
 def _bytes(count):
@@ -192,13 +195,6 @@ def _run(code, wsock, limit, give_up=None):
 
 # --------------------------------------------------------------- read_message
 
-WHOLE_FUNCTION_HINTS = (NOT_WRITTEN, "it returned a str", "It asked recv() for")
-
-
-def _says_it_all(hint):
-    return hint is not None and hint.startswith(WHOLE_FUNCTION_HINTS)
-
-
 def _asked_too_much(wsock):
     return any(asked >= HUGE for asked, _ in wsock.reads)
 
@@ -211,9 +207,10 @@ BYTE_ORDER_HINT = (
 )
 
 
-def _byte_order_hint(wsock):
+def _judge_byte_order(wsock):
+    """A final failure: the length was read in the wrong byte order (every frame would say so)."""
     asked = max(asked for asked, _ in wsock.reads)
-    return BYTE_ORDER_HINT.format(asked=asked)
+    return Verdict.fail(BYTE_ORDER_HINT.format(asked=asked), final=True)
 
 
 def _empty_reads_hint(wsock):
@@ -229,56 +226,65 @@ MAKEFILE_NOTE = (
 
 
 def _judge_message(run, wsock, expected, first_call=False):
-    """None if one call of read_message returned ``expected``, else a hint."""
-    hint = _judge_one_message(run, wsock, expected, first_call)
-    if hint is not None and hint != NOT_WRITTEN and not wsock.reads:
-        hint += MAKEFILE_NOTE
-    return hint
+    """Judge one call of read_message(wsock): the message ``expected``."""
+    verdict = _judge_one_message(run, wsock, expected, first_call)
+    if not verdict.passed and verdict != Verdict.not_written() and not wsock.reads:
+        return dataclasses.replace(verdict, hint=verdict.hint + MAKEFILE_NOTE)
+    return verdict
 
 
 def _judge_one_message(run, wsock, expected, first_call):
+    """Judge one call of read_message(wsock), as _judge_message() does, before its note."""
     if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
-        return _empty_reads_hint(wsock)
+        return Verdict.fail(_empty_reads_hint(wsock))
     if _asked_too_much(wsock):
-        return _byte_order_hint(wsock)
+        return _judge_byte_order(wsock)
     if run.timed_out or run.stopped:
-        return ("it did not return: it was still waiting in recv() for bytes that the "
-                "sender never sent.\nAsk only for the bytes the frame still needs: "
-                "4 for the header, then its length.")
+        return Verdict.fail(
+            "it did not return: it was still waiting in recv() for bytes that the "
+            "sender never sent.\nAsk only for the bytes the frame still needs: "
+            "4 for the header, then its length.")
     error = run.error
     if error is not None:
         if isinstance(error, NotImplementedError):
-            return NOT_WRITTEN
+            return Verdict.not_written()
         if isinstance(error, struct.error):
-            return (f"it raised struct.error: {error}\nrecv(4) returned fewer than "
-                    "4 bytes: the header, too, can arrive in pieces.\nRead it with a "
-                    "loop like lesson 04's recv_exact(sock, 4).")
+            return Verdict.fail(
+                f"it raised struct.error: {error}\nrecv(4) returned fewer than "
+                "4 bytes: the header, too, can arrive in pieces.\nRead it with a "
+                "loop like lesson 04's recv_exact(sock, 4).")
         if isinstance(error, (EOFError, ConnectionError)):
-            return (f"{describe_error(error)}, although the whole frame was sent.\n"
-                    "Raise it only when recv() returns b'' before the frame is complete.")
-        return describe_error(error)
+            return Verdict.fail(
+                f"{describe_error(error)}, although the whole frame was sent.\n"
+                "Raise it only when recv() returns b'' before the frame is complete.")
+        return Verdict.fail(describe_error(error))
     value = run.value
     if value is None or value is Ellipsis:
         if first_call and not wsock.reads:  # a stub: it returned without reading
-            return NOT_WRITTEN
-        return f"it returned None instead of {_show(expected)}: None is only for a clean end."
-    if isinstance(value, str):
-        return "it returned a str: return the message as bytes, as recv() gives it."
+            return Verdict.not_written()
+        return Verdict.fail(
+            f"it returned None instead of {_show(expected)}: None is only for a clean end.")
+    if isinstance(value, str):  # the whole function: every message would say it again
+        return Verdict.fail(
+            "it returned a str: return the message as bytes, as recv() gives it.", final=True)
     if not isinstance(value, (bytes, bytearray)):
-        return f"it returned {type(value).__name__}, not bytes."
+        return Verdict.fail(f"it returned {type(value).__name__}, not bytes.")
     if value == expected:
-        return None
+        return Verdict.ok()
     if expected.startswith(value):
-        return (f"it returned {len(value):,} of the message's {len(expected):,} bytes.\n"
-                "One recv() returns what has arrived so far, at most what you asked "
-                "for -- not a\nwhole message.  Call it in a loop until you have them all.")
+        return Verdict.fail(
+            f"it returned {len(value):,} of the message's {len(expected):,} bytes.\n"
+            "One recv() returns what has arrived so far, at most what you asked "
+            "for -- not a\nwhole message.  Call it in a loop until you have them all.")
     if value == frame(expected):
-        return "it returned the header too: return only the message after the 4-byte length."
+        return Verdict.fail(
+            "it returned the header too: return only the message after the 4-byte length.")
     if value.startswith(expected) or len(value) > len(expected):
-        return (f"it returned {len(value):,} bytes for a {len(expected):,}-byte message: "
-                "bytes of the next frame?\nAsk recv() for at most the bytes the frame "
-                "still needs.")
-    return f"it returned {_show(value)}, expected {_show(expected)}."
+        return Verdict.fail(
+            f"it returned {len(value):,} bytes for a {len(expected):,}-byte message: "
+            "bytes of the next frame?\nAsk recv() for at most the bytes the frame "
+            "still needs.")
+    return Verdict.fail(f"it returned {_show(value)}, expected {_show(expected)}.")
 
 
 def _show(data, limit=24):
@@ -300,63 +306,75 @@ def _finish(sender, wsock):
 
 
 def _calls(read_message, wsock, expected_messages, limit=CASE_LIMIT):
-    """Call read_message once per expected message; the first hint, or None."""
+    """Judge read_message once per expected message.
+
+    (Verdict, number of the call that failed, bytes read before it); the
+    Verdict is the first failure's, or a pass with two Nones.
+    """
     for number, expected in enumerate(expected_messages):
         before = wsock.received
         run = _run(lambda: read_message(wsock), wsock, limit)
-        hint = _judge_message(run, wsock, expected, first_call=number == 0)
-        if hint is not None:
-            return hint, number, before
-    return None, None, None
+        verdict = _judge_message(run, wsock, expected, first_call=number == 0)
+        if not verdict.passed:
+            return verdict, number, before
+    return Verdict.ok(), None, None
 
 
 def _case_whole(read_message):
+    """Judge read_message() on one frame, b'hello', sent in one piece."""
     sender, wsock = _with_reader([frame(b"hello")], close_at_end=False)
     try:
-        hint, _, _ = _calls(read_message, wsock, [b"hello"])
+        verdict, _, _ = _calls(read_message, wsock, [b"hello"])
     finally:
         _finish(sender, wsock)
-    return hint
+    return verdict
 
 
 def _case_two_in_one(read_message):
+    """Judge two read_message() calls on two frames that came in one piece."""
     first, second = b"first message", "second: 你好".encode()
     sender, wsock = _with_reader([frame(first) + frame(second)], close_at_end=False)
     try:
-        hint, number, before = _calls(read_message, wsock, [first, second])
+        verdict, number, before = _calls(read_message, wsock, [first, second])
         if number == 1 and before > len(frame(first)):
-            hint = (f"the first call read {before:,} bytes, but its frame has only "
-                    f"{len(frame(first))}:\nthe rest was the start of the next frame, "
-                    "and it is lost.  Ask recv() for at most\nthe bytes the frame still "
-                    "needs: 4 for the header, then exactly its length.")
+            verdict = Verdict.fail(
+                f"the first call read {before:,} bytes, but its frame has only "
+                f"{len(frame(first))}:\nthe rest was the start of the next frame, "
+                "and it is lost.  Ask recv() for at most\nthe bytes the frame still "
+                "needs: 4 for the header, then exactly its length.")
     finally:
         _finish(sender, wsock)
-    return hint
+    return verdict
 
 
 def _case_clean_end(read_message):
+    """Judge read_message() after the last frame, once the peer has closed: None."""
     sender, wsock = _with_reader([frame(b"last")], close_at_end=True)
     try:
-        hint, _, _ = _calls(read_message, wsock, [b"last"])
-        if hint is not None:
-            return hint
+        verdict, _, _ = _calls(read_message, wsock, [b"last"])
+        if not verdict.passed:
+            return verdict
         run = _run(lambda: read_message(wsock), wsock, CASE_LIMIT)
     finally:
         _finish(sender, wsock)
     if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
-        return _empty_reads_hint(wsock)
+        return Verdict.fail(_empty_reads_hint(wsock))
     if run.timed_out:
-        return "it did not return after the peer had closed: recv() returned b''."
+        return Verdict.fail(
+            "it did not return after the peer had closed: recv() returned b''.")
     if run.error is not None:
-        return (f"{describe_error(run.error)}\nThe peer closed between two frames: that "
-                "is the normal end of the stream.\nIf recv() returns b'' before the "
-                "first byte of a header, return None.")
+        return Verdict.fail(
+            f"{describe_error(run.error)}\nThe peer closed between two frames: that "
+            "is the normal end of the stream.\nIf recv() returns b'' before the "
+            "first byte of a header, return None.")
     if run.value == b"":
-        return ("it returned b'', but b'' is a message too (a frame of length 0).\n"
-                "At a clean end return None, so the caller can tell the two apart.")
+        return Verdict.fail(
+            "it returned b'', but b'' is a message too (a frame of length 0).\n"
+            "At a clean end return None, so the caller can tell the two apart.")
     if run.value is not None:
-        return f"it returned {run.value!r} after the peer had closed; expected None."
-    return None
+        return Verdict.fail(
+            f"it returned {run.value!r} after the peer had closed; expected None.")
+    return Verdict.ok()
 
 
 def _plan():
@@ -385,6 +403,7 @@ def plan_size():
 
 
 def _case_every_split(read_message):
+    """Judge read_message() on one long stream, cut every way of _plan()."""
     plan = _plan()
     pieces = [piece for _, stream_pieces, _ in plan for piece in stream_pieces]
     sender, wsock = _with_reader(pieces, close_at_end=False)
@@ -404,12 +423,12 @@ def _case_every_split(read_message):
     finally:
         _finish(sender, wsock)
     if not failure and run.error is None and not (run.timed_out or run.stopped):
-        return None
+        return Verdict.ok()
     if not failure:  # it raised, or it did not return
         failure = _where_it_stopped(plan, wsock)
-    hint = _judge_message(run, wsock, failure["expected"])
-    return (f"with {failure['label']}, message {failure['number']}:\n"
-            + (hint or "it returned a wrong message."))
+    verdict = _judge_message(run, wsock, failure["expected"])
+    return Verdict.fail(f"with {failure['label']}, message {failure['number']}:\n"
+                        + (verdict.hint or "it returned a wrong message."))
 
 
 def _where_it_stopped(plan, wsock):
@@ -425,36 +444,43 @@ def _where_it_stopped(plan, wsock):
 
 
 def _case_cut(read_message, pieces, where):
+    """Judge read_message() on ``pieces``, a frame cut short by the peer closing: an exception."""
     sender, wsock = _with_reader(pieces, close_at_end=True)
     try:
         run = _run(lambda: read_message(wsock), wsock, CASE_LIMIT)
     finally:
         _finish(sender, wsock)
     if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
-        return _empty_reads_hint(wsock)
+        return Verdict.fail(_empty_reads_hint(wsock))
     if _asked_too_much(wsock):
-        return _byte_order_hint(wsock)
+        return _judge_byte_order(wsock)
     if run.timed_out or run.stopped:
-        return "it did not return after the peer had closed: recv() returned b''."
+        return Verdict.fail(
+            "it did not return after the peer had closed: recv() returned b''.")
     if run.error is not None:
         if isinstance(run.error, struct.error):
-            return (f"it raised struct.error: {run.error}\nThe peer closed {where}: "
-                    "check what recv() returns,\nand raise EOFError when it is b'' "
-                    "before the frame is complete.")
-        return None  # any exception will do; EOFError is the usual one
+            return Verdict.fail(
+                f"it raised struct.error: {run.error}\nThe peer closed {where}: "
+                "check what recv() returns,\nand raise EOFError when it is b'' "
+                "before the frame is complete.")
+        return Verdict.ok()  # any exception will do; EOFError is the usual one
     if run.value is None:
-        return (f"it returned None, but the peer closed {where}: that is a broken "
-                "frame, not a clean end.\nReturn None only when b'' comes before the "
-                "first byte of a header; else raise EOFError.")
-    return (f"it returned {_show(run.value)}, but the peer closed {where}.\nThe "
-            "message is incomplete: raise EOFError instead of returning part of it.")
+        return Verdict.fail(
+            f"it returned None, but the peer closed {where}: that is a broken "
+            "frame, not a clean end.\nReturn None only when b'' comes before the "
+            "first byte of a header; else raise EOFError.")
+    return Verdict.fail(
+        f"it returned {_show(run.value)}, but the peer closed {where}.\nThe "
+        "message is incomplete: raise EOFError instead of returning part of it.")
 
 
 def _case_cut_header(read_message):
+    """Judge read_message() when the peer closes inside a header."""
     return _case_cut(read_message, [HEADER.pack(10)[:2]], "after 2 bytes of a header")
 
 
 def _case_cut_payload(read_message):
+    """Judge read_message() when the peer closes inside a message."""
     return _case_cut(read_message, [HEADER.pack(10) + b"abc"],
                      "after 3 of a frame's 10 bytes")
 
@@ -474,9 +500,7 @@ def check_read_message(read_message):
         ("the peer closes inside a message: an exception", _case_cut_payload),
     ]
     for description, case in cases:
-        hint = case(read_message)
-        report.add(hint is None, description, _wrapped(hint or ""))
-        if _says_it_all(hint):
+        if report.add(description, _wrapped(case(read_message))).final:
             break
     return report
 
@@ -490,46 +514,52 @@ def _expected_lines(text):
 
 
 def _judge_lines(run, wsock, lines, expected, in_time):
-    """None if the generator yielded ``expected``, else a hint."""
+    """Judge what read_lines() yielded (``lines``): ``expected``, each as it came."""
     if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
-        return _empty_reads_hint(wsock).replace(
+        return Verdict.fail(_empty_reads_hint(wsock).replace(
             "If that happens\nin the middle of a frame, raise EOFError.",
-            "Stop the loop\nthen (after the last line).")
+            "Stop the loop\nthen (after the last line)."))
     error = run.error
     if isinstance(error, UnicodeDecodeError):
-        return (f"{describe_error(error)}\nA character was cut between two recv() pieces, "
-                "and a piece was decoded on its own.\nUse an incremental decoder "
-                "(codecs.getincrementaldecoder('utf-8')()), or split\nthe bytes at "
-                "b'\\n' first and decode whole lines.")
+        return Verdict.fail(
+            f"{describe_error(error)}\nA character was cut between two recv() pieces, "
+            "and a piece was decoded on its own.\nUse an incremental decoder "
+            "(codecs.getincrementaldecoder('utf-8')()), or split\nthe bytes at "
+            "b'\\n' first and decode whole lines.")
     if error is not None:
         if isinstance(error, NotImplementedError):
-            return NOT_WRITTEN
-        return describe_error(error)
+            return Verdict.not_written()
+        return Verdict.fail(describe_error(error))
     if run.timed_out or run.stopped:
-        return ("it did not end after the peer had closed: when recv() returns b'', "
-                "yield the last\nline (if any bytes are left) and return.")
+        return Verdict.fail(
+            "it did not end after the peer had closed: when recv() returns b'', "
+            "yield the last\nline (if any bytes are left) and return.")
     if lines == expected:
         if not in_time:
-            return ("it yielded the lines only at the end of the stream.  Yield each "
-                    "line as soon as\nits b'\\n' has arrived: a reader must not wait "
-                    "for the peer to close.")
-        return None
+            return Verdict.fail(
+                "it yielded the lines only at the end of the stream.  Yield each "
+                "line as soon as\nits b'\\n' has arrived: a reader must not wait "
+                "for the peer to close.")
+        return Verdict.ok()
     if any(isinstance(line, bytes) for line in lines):
-        return "it yielded bytes: decode them, and yield str."
+        return Verdict.fail("it yielded bytes: decode them, and yield str.")
     joined = "\n".join(map(str, lines))
     if "\ufffd" in joined:
-        return ("a line contains '\\ufffd', the replacement character: a character cut "
-                "between two\npieces was decoded as broken.  Keep the incomplete bytes "
-                "for the next piece:\ncodecs.getincrementaldecoder('utf-8')().")
+        return Verdict.fail(
+            "a line contains '\\ufffd', the replacement character: a character cut "
+            "between two\npieces was decoded as broken.  Keep the incomplete bytes "
+            "for the next piece:\ncodecs.getincrementaldecoder('utf-8')().")
     if any(isinstance(line, str) and line.endswith("\n") for line in lines):
-        return "a line still ends in '\\n': yield it without the newline."
+        return Verdict.fail("a line still ends in '\\n': yield it without the newline.")
     if lines == expected[:-1]:
-        return ("the last line was missing.  It has no b'\\n' after it, but it ends "
-                "where the stream\nends: yield it when recv() returns b''.")
+        return Verdict.fail(
+            "the last line was missing.  It has no b'\\n' after it, but it ends "
+            "where the stream\nends: yield it when recv() returns b''.")
     if joined == "\n".join(expected) or "".join(lines) == "".join(expected):
-        return ("a line came out in pieces: one recv() is not one line.  Collect bytes "
-                "until a\nb'\\n' has arrived, then yield what comes before it.")
-    return f"it yielded {lines!r}, expected {expected!r}."
+        return Verdict.fail(
+            "a line came out in pieces: one recv() is not one line.  Collect bytes "
+            "until a\nb'\\n' has arrived, then yield what comes before it.")
+    return Verdict.fail(f"it yielded {lines!r}, expected {expected!r}.")
 
 
 def _read_lines_once(read_lines, pieces, expected):
@@ -626,32 +656,35 @@ def check_read_lines(read_lines):
     report = Report("Checking read_lines(sock):")
     data = TEXT.encode()
     expected = _expected_lines(TEXT)
-    run, wsock, lines, in_time = _read_lines_once(read_lines, [data], expected)
-    first = "the text in one piece: 5 lines, the last one without '\\n'"
-    if _stub_result(run, lines):
-        report.add(False, first, NOT_WRITTEN)
+    verdict = _judge_whole_text(read_lines, data, expected)
+    if report.add("the text in one piece: 5 lines, the last one without '\\n'",
+                  _wrapped(verdict)).final:
         return report
+    splits = every_split(data)
+    report.add(f"the same text cut {len(splits)} ways: pieces of every size from 1 to "
+               f"{len(data)},\n        and {len(multibyte_boundaries(data))} cuts inside"
+               " multi-byte characters",
+               _wrapped(_judge_splits(read_lines, splits, expected)))
+    return report
+
+
+def _judge_whole_text(read_lines, data, expected):
+    """Judge read_lines() on ``data`` in one piece: a generator of the ``expected`` lines."""
+    run, wsock, lines, in_time = _read_lines_once(read_lines, [data], expected)
+    if _stub_result(run, lines):
+        return Verdict.not_written()
     if run.not_a_generator is not None:  # a list of lines: say that first, and stop
         what = run.not_a_generator
         article = "an" if what[0] in "aeiou" else "a"
-        report.add(False, first, NOT_A_GENERATOR.format(what=f"{article} {what}"))
-        return report
-    hint = _judge_lines(run, wsock, lines, expected, in_time)
-    report.add(hint is None, first, _wrapped(hint or ""))
-    if _says_it_all(hint):
-        return report
-    splits = every_split(data)
-    failed = None
+        return Verdict.fail(NOT_A_GENERATOR.format(what=f"{article} {what}"), final=True)
+    return _judge_lines(run, wsock, lines, expected, in_time)
+
+
+def _judge_splits(read_lines, splits, expected):
+    """Judge read_lines() on the same text cut each way of ``splits``: the first failure."""
     for label, pieces in splits:
         run, wsock, lines, in_time = _read_lines_once(read_lines, pieces, expected)
-        hint = _judge_lines(run, wsock, lines, expected, in_time)
-        if hint is not None:
-            failed = f"with {label}:\n{hint}"
-            break
-    sizes = len(data)
-    cuts = len(multibyte_boundaries(data))
-    report.add(failed is None,
-               f"the same text cut {len(splits)} ways: pieces of every size from 1 to "
-               f"{sizes},\n        and {cuts} cuts inside multi-byte characters",
-               _wrapped(failed or ""))
-    return report
+        verdict = _judge_lines(run, wsock, lines, expected, in_time)
+        if not verdict.passed:
+            return Verdict.fail(f"with {label}:\n{verdict.hint}")
+    return Verdict.ok()

@@ -35,6 +35,7 @@
 """
 
 import collections
+import dataclasses
 import errno
 import logging
 import socket
@@ -44,9 +45,9 @@ import time
 
 from . import adversary
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
     not_written,
@@ -155,6 +156,18 @@ class _Harness:
         self.thread.join(STOP_WAIT)
         return self.outcome.finished
 
+    def wait_until_accepted(self, timeout):
+        """Wait until the server has accepted every client that has connected.
+
+        The kernel says how many completed connections wait in the listener's
+        queue (TCP_INFO's tcpi_unacked, for a listening socket); nothing tells
+        when that reaches 0, so this looks every millisecond, for ``timeout`` s
+        at most (a server that does not accept at all is judged elsewhere).
+        """
+        deadline = time.monotonic() + timeout
+        while adversary.accept_queue(self.listener) and time.monotonic() < deadline:
+            time.sleep(0.001)
+
     def wait_for_other_threads(self, seconds):
         deadline = time.monotonic() + seconds
         for thread in self.other_threads():
@@ -251,21 +264,22 @@ def check_echo_server(echo_server):
                           "socklab.stop_all() does not\nknow it: once it is fixed, "
                           "restart the kernel (Kernel > Restart Kernel).")
     if ran_through or escaped.summary():
-        _escaped_errors(report, escaped)
+        report.add("no exception escapes from a client's thread or task",
+                   _judge_escaped_errors(escaped))
     return report
 
 
 def _add_to_last_hint(report, text):
-    passed, description, hint = report.results[-1]
-    if not passed:
-        report.results[-1] = (passed, description, hint + text)
+    description, verdict = report.results[-1]
+    if not verdict.passed:
+        report.results[-1] = (description, dataclasses.replace(verdict, hint=verdict.hint + text))
 
 
-def _escaped_errors(report, escaped):
+def _judge_escaped_errors(escaped):
+    """Judge the exceptions that escaped the learner's threads and tasks: none may."""
     summary = escaped.summary()
     if not summary:
-        report.add(True, "no exception escapes from a client's thread or task")
-        return
+        return Verdict.ok()
     advice = [textwrap.fill(f"{summary} (the check kept their tracebacks out of "
                             "this cell).", 76)]
     kinds = escaped.kinds()
@@ -276,7 +290,7 @@ def _escaped_errors(report, escaped):
         advice.append("CancelledError: handlers still running when asyncio.run() ended\n"
                       "were cancelled.  Before returning, close every client's writer and\n"
                       "wait for its handler (see the asyncio solution).")
-    report.add(False, "no exception escapes from a client's thread or task", "\n".join(advice))
+    return Verdict.fail("\n".join(advice))
 
 
 STEPS_IN_WORDS = [  # what each step tries, for "still to come"
@@ -292,39 +306,48 @@ STEPS_IN_WORDS = [  # what each step tries, for "still to come"
 
 
 def _check_echo_cases(report, server):
-    """Run the steps; True if the server lived through all of them."""
+    """Run the steps; True if the server lived through all of them.
+
+    Each step plays clients against ``server`` and yields (description, Verdict)
+    for what it saw.  A step needs of ``server`` only what _Harness offers:
+    its address, connect(), running, other_threads(), time_used(),
+    wait_until_accepted() and stop().
+    """
     if server.outcome.finished:
         if not_written(server.outcome):
-            report.add(False, "one client: its message comes back",
-                       NOT_WRITTEN)
+            report.add("one client: its message comes back", Verdict.not_written())
         else:
-            report.add(False, "echo_server() keeps running until `stop`", _died_hint(server.outcome))
+            report.add("echo_server() keeps running until `stop`",
+                       Verdict.fail(_died_hint(server.outcome), final=True))
         return False
     steps = [_one_client, _client_leaves, _many_clients, _slow_clients, _resetting_clients,
              _flooding_client, _idle_clients, _stop]
     for number, step in enumerate(steps):
-        step(report, server)
+        for description, verdict in step(server):
+            report.add(description, verdict)
         if step is not _stop and not server.running:
             to_come = ", ".join(STEPS_IN_WORDS[number + 1:])
-            report.add(False, "the server kept running through all of this",
-                       _died_hint(server.outcome) + "\n" + textwrap.fill(
-                           f"The check stops here; still to come: {to_come}.", 76))
+            report.add("the server kept running through all of this", Verdict.fail(
+                _died_hint(server.outcome) + "\n" + textwrap.fill(
+                    f"The check stops here; still to come: {to_come}.", 76), final=True))
             return False
     return True
 
 
-def _one_client(report, server):
+def _one_client(server):
+    """Judge the echo to one polite client."""
     (sock,) = server.connect(1)
     failed = adversary.echo_round([sock], timeout=ECHO_WAIT)
-    report.add(not failed, "one client: its message comes back",
-               "" if not failed else _gone_hint(server,
+    yield ("one client: its message comes back",
+           Verdict.ok() if not failed else Verdict.fail(_gone_hint(
+               server,
                f"the client sent one line and got no echo within {ECHO_WAIT:g} s.\n"
                "Register the listener for EVENT_READ, accept() when it is ready, register\n"
-               "the new connection, and send back what recv() returns."))
+               "the new connection, and send back what recv() returns.")))
 
 
-def _client_leaves(report, server):
-    """The client of _one_client leaves; a new one gets the server's freed descriptor.
+def _client_leaves(server):
+    """Judge a client leaving, and a newcomer that gets the server's freed descriptor.
 
     A process's next descriptor is the lowest free number, and the check's clients
     live in the same process as the server.  So the newcomer's socket is made
@@ -344,11 +367,12 @@ def _client_leaves(report, server):
         closed = leaver.recv(1) == b""  # ... and its close() reaches us as EOF
     except OSError:  # a timeout or a reset
         closed = False
-    report.add(closed, "a client that leaves: the server closes its connection",
-               "" if closed else _gone_hint(server,
+    yield ("a client that leaves: the server closes its connection",
+           Verdict.ok() if closed else Verdict.fail(_gone_hint(
+               server,
                f"the client shut down its sending side and its connection was not closed\n"
                f"within {ECHO_WAIT:g} s.  When recv() returns b'' the client has gone: "
-               "unregister that\nsocket, close it, and forget it."))
+               "unregister that\nsocket, close it, and forget it.")))
     if not (closed and server.running):
         return
     message = adversary.message_for(0)
@@ -360,56 +384,68 @@ def _client_leaves(report, server):
             echo += part
     except OSError:  # a timeout, a reset or a refusal
         pass
-    report.add(echo == message, "... and a new client that takes its place is served",
-               "" if echo == message else _gone_hint(server,
-               f"the next client got no echo within {ECHO_WAIT:g} s."))
+    yield ("... and a new client that takes its place is served",
+           Verdict.ok() if echo == message else Verdict.fail(_gone_hint(
+               server, f"the next client got no echo within {ECHO_WAIT:g} s.")))
 
 
-def _many_clients(report, server):
+def _many_clients(server):
+    """Judge the echo to 100 clients at once, and how many threads served them."""
     socks = server.connect(MANY)
     failed = adversary.echo_round(socks, timeout=ECHO_WAIT)
-    report.add(not failed, f"{MANY} clients at once: each gets its own message back",
-               "" if not failed else _gone_hint(server,
+    yield (f"{MANY} clients at once: each gets its own message back",
+           Verdict.ok() if not failed else Verdict.fail(_gone_hint(
+               server,
                f"{len(failed)} of {MANY} clients did not get their message back within "
                f"{ECHO_WAIT:g} s.\nDoes a recv() or an accept() wait for one client while "
-               "others are ready?\nCall each only when the selector says that socket is ready."))
+               "others are ready?\nCall each only when the selector says that socket is "
+               "ready.")))
     threads = server.other_threads()
-    report.add(len(threads) < 10, f"... served from one thread (no thread per client)",
-               "" if len(threads) < 10 else
+    yield ("... served from one thread (no thread per client)",
+           Verdict.ok() if len(threads) < 10 else Verdict.fail(
                f"{len(threads)} new threads appeared.  The exercise is an event loop: one\n"
-               "thread waits in select() for every socket at once.")
+               "thread waits in select() for every socket at once."))
 
 
-def _slow_clients(report, server):
+def _slow_clients(server):
+    """Judge the echo to clients that send one byte at a time, taking turns."""
     socks = server.connect(SLOW)
     stuck = adversary.trickle(socks, timeout=1.0)
-    report.add(stuck is None, f"{SLOW} clients sending one byte at a time, taking turns",
-               "" if stuck is None else _gone_hint(server,
+    yield (f"{SLOW} clients sending one byte at a time, taking turns",
+           Verdict.ok() if stuck is None else Verdict.fail(_gone_hint(
+               server,
                f"client {stuck[0] + 1} sent byte {stuck[1] + 1} and got no echo within 1 s.\n"
                "Echo whatever one recv() returns, even a single byte: there are no\n"
-               "messages in a stream, and the next byte may come much later."))
+               "messages in a stream, and the next byte may come much later.")))
 
 
-def _resetting_clients(report, server):
+def _resetting_clients(server):
+    """Judge the server after clients reset mid-echo: a new client is still served."""
     socks = server.connect(RESETTERS)
     for number, sock in enumerate(socks):
         sock.sendall(adversary.message_for(number, 1000))
-    time.sleep(0.05)  # let the data arrive first: the server meets the RST mid-echo
+    # Reset only once the echo has begun to come back: the server has read the
+    # data, and meets the RST in the middle of an exchange.
+    adversary.wait_until_readable(socks, timeout=ECHO_WAIT)
     for sock in socks:
         adversary.reset(sock)
-    time.sleep(0.2)  # the server sees the resets
     if not server.running:
         return
+    # No wait for the server to see the resets: they reached its kernel when
+    # close() returned, before the new client connects, so an event loop meets
+    # them before it can serve the new one (and dies first, if a reset kills it).
     (after,) = server.connect(1)
     failed = adversary.echo_round([after], timeout=ECHO_WAIT)
     if failed and not server.running:
-        return  # a reset killed it, later than 0.2 s: "kept running" below says so
-    report.add(not failed, f"{RESETTERS} clients reset (RST); a new client is still served",
-               "" if not failed else
-               f"after the resets a new client got no echo within {ECHO_WAIT:g} s.")
+        return  # a reset killed it: "kept running" below says so
+    yield (f"{RESETTERS} clients reset (RST); a new client is still served",
+           Verdict.ok() if not failed else Verdict.fail(
+               f"after the resets a new client got no echo within {ECHO_WAIT:g} s."))
 
 
-def _flooding_client(report, server):
+def _flooding_client(server):
+    """Judge the server with a client that sends and never reads: others are served,
+    and the server holds only so much unsent echo."""
     flood = adversary.Flood(server.address, limit=FLOOD_LIMIT)
     try:
         sender = threading.Thread(target=flood.run, args=(FLOOD_SECONDS,),
@@ -418,34 +454,36 @@ def _flooding_client(report, server):
         flood.pressing.wait(FLOOD_SECONDS)  # the server is behind, or the flood is over
         (other,) = server.connect(1)
         failed = adversary.echo_round([other], timeout=1.0)
-        report.add(not failed, "a client sends and never reads: another client is still served",
-                   "" if not failed else _gone_hint(server,
+        yield ("a client sends and never reads: another client is still served",
+               Verdict.ok() if not failed else Verdict.fail(_gone_hint(
+                   server,
                    "while one client sent without reading, another client got no echo\n"
                    "within 1 s: a call in the loop is blocking.  Make every accepted socket\n"
                    "non-blocking (conn.setblocking(False)), and never use sendall() in the\n"
-                   "loop: send() what the kernel takes now and keep the rest for EVENT_WRITE."))
+                   "loop: send() what the kernel takes now and keep the rest for "
+                   "EVENT_WRITE.")))
         if not server.running:
             return
         sender.join(FLOOD_SECONDS + 1.0)
         mib = flood.sent / (1024 * 1024)
-        report.add(flood.sent <= FLOOD_ALLOWED,
-                   f"... and the server holds at most about {HOLD_ALLOWED // 1024 // 1024} MiB"
-                   " of unsent echo for it",
-                   "" if flood.sent <= FLOOD_ALLOWED else
+        yield (f"... and the server holds at most about {HOLD_ALLOWED // 1024 // 1024} MiB"
+               " of unsent echo for it",
+               Verdict.ok() if flood.sent <= FLOOD_ALLOWED else Verdict.fail(
                    f"the client got {mib:.1f} MiB in without reading a byte of the echo: the\n"
                    "server keeps reading from a client it cannot answer, and stores it all.\n"
                    "Once a client's unsent echo is over 1 MiB, stop reading from it\n"
                    "(register it for EVENT_WRITE only) until it has drained.  asyncio:\n"
-                   "`await writer.drain()` after each write() does exactly that.")
+                   "`await writer.drain()` after each write() does exactly that."))
     finally:
         flood.close()
 
 
-def _idle_clients(report, server):
+def _idle_clients(server):
+    """Judge the server's thread with 20 idle clients: it sleeps, no busy loop."""
     server.connect(IDLE)
-    time.sleep(0.2)  # accepted and registered by now
+    server.wait_until_accepted(timeout=ECHO_WAIT)
     before = server.time_used()
-    time.sleep(IDLE_WINDOW)
+    time.sleep(IDLE_WINDOW)  # not a wait for something: the window the thread is watched
     after = server.time_used()
     if before is None or after is None:
         return
@@ -458,25 +496,26 @@ def _idle_clients(report, server):
     else:
         spins = used > IDLE_CPU_ALLOWED
         measured = f"used {used:.2f} s of CPU in {IDLE_WINDOW:g} s"
-    report.add(not spins,
-               f"{IDLE} idle clients: the server's thread sleeps (no busy loop)",
-               "" if not spins else
+    yield (f"{IDLE} idle clients: the server's thread sleeps (no busy loop)",
+           Verdict.ok() if not spins else Verdict.fail(
                f"with nothing to do the server's thread {measured}.\nIt spins: is every "
                "socket registered for EVENT_WRITE "
                "all the time (a socket\nis almost always writable), or select() called "
-               "with timeout 0?  Ask for\nEVENT_WRITE only while there is echo to send.")
+               "with timeout 0?  Ask for\nEVENT_WRITE only while there is echo to send."))
 
 
-def _stop(report, server):
+def _stop(server):
+    """Judge what echo_server() does once `stop` is readable: it returns, without error."""
     stopped = server.stop()
-    hint = ""
+    verdict = Verdict.ok()
     if not stopped:
-        hint = (f"it was still running {STOP_WAIT:g} s after a byte arrived on `stop`.\n"
-                "Register `stop` for EVENT_READ with the rest; when it is ready, close\n"
-                "your sockets and return.")
+        verdict = Verdict.fail(
+            f"it was still running {STOP_WAIT:g} s after a byte arrived on `stop`.\n"
+            "Register `stop` for EVENT_READ with the rest; when it is ready, close\n"
+            "your sockets and return.")
     elif server.outcome.error is not None:
-        hint = describe_error(server.outcome.error)
-    report.add(not hint, "a byte on `stop`: echo_server() returns", hint)
+        verdict = Verdict.fail(describe_error(server.outcome.error))
+    yield "a byte on `stop`: echo_server() returns", verdict
 
 
 # -------------------------------------------------------- connect_with_timeout
@@ -498,9 +537,7 @@ def check_connect_with_timeout(connect_with_timeout):
         (f"the server's queue is full: TimeoutError after about {CONNECT_TIMEOUT} s",
          _connect_full_queue),
     ):
-        hint = case(connect_with_timeout)
-        report.add(hint is None, description, hint or "")
-        if hint is not None and hint.startswith("is it written yet?"):
+        if report.add(description, case(connect_with_timeout)).final:
             break
     return report
 
@@ -511,49 +548,57 @@ def _close_result(outcome):
 
 
 def _connect_listening(connect_with_timeout):
+    """Judge connect_with_timeout() to a listening server: a connected, blocking socket."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(TIME_LIMIT)
         outcome, _ = call_with_time_limit(connect_with_timeout, listener.getsockname(), 2.0)
         try:
             if not outcome.finished:
-                return (f"it did not return within {TIME_LIMIT:g} s although the server listens.\n"
-                        "Once select/poll says the socket is writable, the handshake is over.")
+                return Verdict.fail(
+                    f"it did not return within {TIME_LIMIT:g} s although the server listens.\n"
+                    "Once select/poll says the socket is writable, the handshake is over.")
             if not_written(outcome):
-                return NOT_WRITTEN
+                return Verdict.not_written()
             if outcome.error is not None:
-                return describe_error(outcome.error)
+                return Verdict.fail(describe_error(outcome.error))
             sock = outcome.value
             if not isinstance(sock, socket.socket):
-                return f"it returned {sock!r}: return the connected socket."
+                return Verdict.fail(f"it returned {sock!r}: return the connected socket.")
             try:
                 peer = sock.getpeername()
             except OSError:
-                return ("the socket it returned is not connected.  connect_ex() on a non-blocking\n"
-                        "socket only STARTS the handshake (EINPROGRESS): wait until it is writable.")
+                return Verdict.fail(
+                    "the socket it returned is not connected.  connect_ex() on a non-blocking\n"
+                    "socket only STARTS the handshake (EINPROGRESS): wait until it is writable.")
             if peer != listener.getsockname():
-                return f"it is connected to {peer}, not to the address it was given."
+                return Verdict.fail(
+                    f"it is connected to {peer}, not to the address it was given.")
             if sock.gettimeout():  # a timeout: settimeout() or create_connection(timeout=)
-                return (f"the socket comes back with gettimeout() = {sock.gettimeout()!r}: was it"
-                        " made with\nsettimeout() or create_connection(timeout=...)?  The "
-                        "exercise asks for\nsetblocking(False), connect_ex(), a wait in "
-                        "select/poll/selectors, and SO_ERROR;\nthen hand the socket back in "
-                        "blocking mode: sock.setblocking(True).")
+                return Verdict.fail(
+                    f"the socket comes back with gettimeout() = {sock.gettimeout()!r}: was it"
+                    " made with\nsettimeout() or create_connection(timeout=...)?  The "
+                    "exercise asks for\nsetblocking(False), connect_ex(), a wait in "
+                    "select/poll/selectors, and SO_ERROR;\nthen hand the socket back in "
+                    "blocking mode: sock.setblocking(True).")
             if not sock.getblocking():
-                return ("the socket comes back non-blocking (gettimeout() = 0.0).  Hand it back"
-                        " in\nblocking mode, as create_connection() would: "
-                        "sock.setblocking(True).")
+                return Verdict.fail(
+                    "the socket comes back non-blocking (gettimeout() = 0.0).  Hand it back"
+                    " in\nblocking mode, as create_connection() would: "
+                    "sock.setblocking(True).")
             accepted, _ = listener.accept()
             with accepted:
                 accepted.sendall(b"hi")
                 sock.settimeout(TIME_LIMIT)
                 if sock.recv(10) != b"hi":
-                    return "bytes sent by the server did not arrive on the socket it returned."
-            return None
+                    return Verdict.fail(
+                        "bytes sent by the server did not arrive on the socket it returned.")
+            return Verdict.ok()
         finally:
             _close_result(outcome)
 
 
 def _connect_refused(connect_with_timeout):
+    """Judge connect_with_timeout() where nobody listens: ConnectionRefusedError, at once."""
     with socket.socket() as closed_door:  # bound, never listening: the kernel refuses
         closed_door.bind(("127.0.0.1", 0))
         started = time.monotonic()
@@ -561,29 +606,34 @@ def _connect_refused(connect_with_timeout):
         elapsed = time.monotonic() - started
         try:
             if not outcome.finished:
-                return f"it did not return within {TIME_LIMIT:g} s, though the refusal comes at once."
+                return Verdict.fail(f"it did not return within {TIME_LIMIT:g} s, though the"
+                                    " refusal comes at once.")
             if not_written(outcome):
-                return NOT_WRITTEN
+                return Verdict.not_written()
             if isinstance(outcome.error, ConnectionRefusedError):
                 if elapsed > 1.5:
-                    return (f"right error, but after {elapsed:.1f} s: a refusal is over as soon as"
-                            " the socket is writable.")
-                return None
+                    return Verdict.fail(
+                        f"right error, but after {elapsed:.1f} s: a refusal is over as soon as"
+                        " the socket is writable.")
+                return Verdict.ok()
             if outcome.error is None:
-                return ("it returned a socket, but nobody listens there.  'Writable' means the\n"
-                        "attempt is OVER, not that it worked: read SO_ERROR (getsockopt) and, if\n"
-                        "it is not 0, raise OSError(err, os.strerror(err)).")
+                return Verdict.fail(
+                    "it returned a socket, but nobody listens there.  'Writable' means the\n"
+                    "attempt is OVER, not that it worked: read SO_ERROR (getsockopt) and, if\n"
+                    "it is not 0, raise OSError(err, os.strerror(err)).")
             if isinstance(outcome.error, TimeoutError):
-                return ("it raised TimeoutError, but the server's kernel refused at once: the socket\n"
-                        "became writable with SO_ERROR = ECONNREFUSED.  Read SO_ERROR.")
+                return Verdict.fail(
+                    "it raised TimeoutError, but the server's kernel refused at once: the socket\n"
+                    "became writable with SO_ERROR = ECONNREFUSED.  Read SO_ERROR.")
             if isinstance(outcome.error, OSError) and outcome.error.errno == errno.ECONNREFUSED:
-                return None
-            return describe_error(outcome.error)
+                return Verdict.ok()
+            return Verdict.fail(describe_error(outcome.error))
         finally:
             _close_result(outcome)
 
 
 def _connect_full_queue(connect_with_timeout):
+    """Judge connect_with_timeout() to a full accept queue: TimeoutError after the timeout."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)  # room for one connection; Linux drops the SYNs after it
@@ -594,25 +644,30 @@ def _connect_full_queue(connect_with_timeout):
             elapsed = time.monotonic() - started
             try:
                 if not outcome.finished:
-                    return (f"it did not return within {TIME_LIMIT:g} s: the wait has no limit.\n"
-                            "Pass the timeout to select()/poll()/selector.select(); when it\n"
-                            "returns nothing, raise TimeoutError.")
+                    return Verdict.fail(
+                        f"it did not return within {TIME_LIMIT:g} s: the wait has no limit.\n"
+                        "Pass the timeout to select()/poll()/selector.select(); when it\n"
+                        "returns nothing, raise TimeoutError.")
                 if not_written(outcome):
-                    return NOT_WRITTEN
+                    return Verdict.not_written()
                 if outcome.error is None:
-                    return (f"it returned {outcome.value!r}, but no handshake could complete: the\n"
-                            "server's queue is full and its kernel ignores the SYN.  Raise\n"
-                            "TimeoutError when the wait ends without the socket being writable.")
+                    return Verdict.fail(
+                        f"it returned {outcome.value!r}, but no handshake could complete: the\n"
+                        "server's queue is full and its kernel ignores the SYN.  Raise\n"
+                        "TimeoutError when the wait ends without the socket being writable.")
                 if not isinstance(outcome.error, TimeoutError):
-                    return (f"{describe_error(outcome.error)}; raise TimeoutError when the time is up"
-                            " (socket.timeout is the same class).")
+                    return Verdict.fail(
+                        f"{describe_error(outcome.error)}; raise TimeoutError when the time is up"
+                        " (socket.timeout is the same class).")
                 if elapsed < CONNECT_TIMEOUT * 0.8:
-                    return (f"it gave up after {elapsed:.2f} s; wait the whole timeout "
-                            f"({CONNECT_TIMEOUT} s) for the socket to become writable.")
+                    return Verdict.fail(
+                        f"it gave up after {elapsed:.2f} s; wait the whole timeout "
+                        f"({CONNECT_TIMEOUT} s) for the socket to become writable.")
                 if elapsed > CONNECT_TIMEOUT + 1.0:
-                    return (f"it raised TimeoutError, but only after {elapsed:.1f} s; the timeout "
-                            f"was {CONNECT_TIMEOUT} s.")
-                return None
+                    return Verdict.fail(
+                        f"it raised TimeoutError, but only after {elapsed:.1f} s; the timeout "
+                        f"was {CONNECT_TIMEOUT} s.")
+                return Verdict.ok()
             finally:
                 _close_result(outcome)
         # Leaving: the listener closes, so a connect() still waiting is refused and ends.

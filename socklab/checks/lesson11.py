@@ -17,6 +17,7 @@ The byte-level cases need no privileges; the description of a report says when
 the live cases were left out, and they never count as passed.
 """
 
+import dataclasses
 import random
 import select
 import socket
@@ -25,8 +26,8 @@ import time
 
 from .. import icmp
 from .report import (
-    NOT_WRITTEN,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
     not_written,
@@ -84,31 +85,37 @@ def _wrong_checksums(data):
 
 
 def _judge_checksum(outcome, data):
+    """Judge internet_checksum(data): the RFC 1071 checksum of ``data``."""
     if not outcome.finished:
-        return "it did not return in time: is there a loop that never ends?"
+        return Verdict.fail("it did not return in time: is there a loop that never ends?",
+                            final=True)
     if outcome.error is not None:
         if isinstance(outcome.error, struct.error) and len(data) % 2:
-            return (f"{_error_text(outcome.error)}\n"
-                    "An odd number of bytes does not make whole 16-bit words: pad the\n"
-                    "message with one zero byte at the end (RFC 1071).")
-        return _error_text(outcome.error)
+            return Verdict.fail(
+                f"{_error_text(outcome.error)}\n"
+                "An odd number of bytes does not make whole 16-bit words: pad the\n"
+                "message with one zero byte at the end (RFC 1071).")
+        return Verdict.fail(_error_text(outcome.error))
     value = outcome.value
     if not isinstance(value, int) or isinstance(value, bool):
-        return f"it returned {value!r}; return the checksum as an int, 0 to 0xFFFF."
+        return Verdict.fail(f"it returned {value!r}; return the checksum as an int, 0 to 0xFFFF.")
     right = icmp.internet_checksum(data)
     if value == right:
-        return None
+        return Verdict.ok()
     if value < 0 or value > 0xFFFF:
-        return (f"it returned {value}: not a 16-bit number.  In Python ~x is negative\n"
-                "(Python's ints have no fixed width): use ~total & 0xFFFF.")
+        return Verdict.fail(
+            f"it returned {value}: not a 16-bit number.  In Python ~x is negative\n"
+            "(Python's ints have no fixed width): use ~total & 0xFFFF.")
     for hint, wrong in _wrong_checksums(data).items():
         if value == wrong and wrong != right:
-            return f"it returned 0x{value:04x}, the right answer is 0x{right:04x}.\n{hint}"
+            return Verdict.fail(
+                f"it returned 0x{value:04x}, the right answer is 0x{right:04x}.\n{hint}")
     if value == _swap16(right):
-        return (f"it returned 0x{value:04x}: the right answer 0x{right:04x} with its bytes\n"
-                "swapped.  The words are big-endian (network order): struct's '!H', or\n"
-                "data[i] << 8 | data[i + 1].")
-    return f"it returned 0x{value:04x}; the right answer is 0x{right:04x}."
+        return Verdict.fail(
+            f"it returned 0x{value:04x}: the right answer 0x{right:04x} with its bytes\n"
+            "swapped.  The words are big-endian (network order): struct's '!H', or\n"
+            "data[i] << 8 | data[i + 1].")
+    return Verdict.fail(f"it returned 0x{value:04x}; the right answer is 0x{right:04x}.")
 
 
 def _checksum_cases():
@@ -135,20 +142,23 @@ def check_internet_checksum(internet_checksum):
     """Check ``internet_checksum(data)`` on edge cases and 200 random messages."""
     report = Report("Checking internet_checksum(data):")
     for description, inputs in _checksum_cases():
-        hint = None
-        for data in inputs:
-            outcome, _ = call_with_time_limit(internet_checksum, data)
-            if not_written(outcome):
-                report.add(False, description, NOT_WRITTEN)
-                return report
-            hint = _judge_checksum(outcome, data)
-            if hint:
-                shown = data if len(data) <= 16 else data[:16] + b"..."
-                size = "1 byte" if len(data) == 1 else f"{len(data)} bytes"
-                hint = f"for {size} {shown!r}:\n{hint}"
-                break
-        report.add(hint is None, description, hint or "")
+        if report.add(description, _judge_checksums(internet_checksum, inputs)).final:
+            return report
     return report
+
+
+def _judge_checksums(internet_checksum, inputs):
+    """Judge internet_checksum() on each of ``inputs``: the first wrong one is the verdict."""
+    for data in inputs:
+        outcome, _ = call_with_time_limit(internet_checksum, data)
+        if not_written(outcome):
+            return Verdict.not_written()
+        verdict = _judge_checksum(outcome, data)
+        if not verdict.passed:
+            shown = data if len(data) <= 16 else data[:16] + b"..."
+            size = "1 byte" if len(data) == 1 else f"{len(data)} bytes"
+            return dataclasses.replace(verdict, hint=f"for {size} {shown!r}:\n{verdict.hint}")
+    return Verdict.ok()
 
 
 # ------------------------------------------------------------ echo_request
@@ -186,32 +196,35 @@ def _field_hint(name, got, want, expected):
 
 
 def _judge_request(outcome, args):
+    """Judge echo_request(*args): the ICMP echo request for them, byte for byte."""
     identifier, sequence, payload = args
     if not outcome.finished:
-        return "it did not return in time."
+        return Verdict.fail("it did not return in time.", final=True)
     if outcome.error is not None:
-        return _error_text(outcome.error)
+        return Verdict.fail(_error_text(outcome.error))
     message = outcome.value
     if isinstance(message, (bytearray, memoryview)):
         message = bytes(message)
     if not isinstance(message, bytes):
-        return f"it returned {type(message).__name__}; return the message as bytes."
+        return Verdict.fail(f"it returned {type(message).__name__}; return the message as bytes.")
     expected = icmp.echo_request(identifier, sequence, payload)
     if message == expected:
-        return None
+        return Verdict.ok()
     if len(message) != len(expected):
         why = ""
         if len(message) == len(expected) + 20:
             why = "\nDo not add an IP header: with IPPROTO_ICMP the kernel writes it."
         elif len(message) == 8:
             why = "\nThe payload goes after the 8-byte header."
-        return (f"it is {len(message)} bytes long, the request is {len(expected)}: 8 bytes of\n"
-                f"header (type, code, checksum, identifier, sequence) and the payload.{why}")
+        return Verdict.fail(
+            f"it is {len(message)} bytes long, the request is {len(expected)}: 8 bytes of\n"
+            f"header (type, code, checksum, identifier, sequence) and the payload.{why}")
     got, want = icmp.parse_echo(message), icmp.parse_echo(expected)
     for name in FIELDS:
         if getattr(got, name) != getattr(want, name):
-            return _field_hint(name, getattr(got, name), getattr(want, name), expected)
-    return f"the payload is {got.payload!r}, not {want.payload!r}."
+            return Verdict.fail(
+                _field_hint(name, getattr(got, name), getattr(want, name), expected))
+    return Verdict.fail(f"the payload is {got.payload!r}, not {want.payload!r}.")
 
 
 def _kernel_answers(message, identifier, sequence):
@@ -247,19 +260,22 @@ def check_echo_request(echo_request):
     ]
     for description, args in cases:
         outcome, _ = call_with_time_limit(echo_request, *args)
-        if not_written(outcome):
-            report.add(False, description, NOT_WRITTEN)
+        verdict = Verdict.not_written() if not_written(outcome) else _judge_request(outcome, args)
+        if report.add(description, verdict).final:
             return report
-        hint = _judge_request(outcome, args)
-        report.add(hint is None, description, hint or "")
     if live:
-        args = (IDENTIFIER, 7, b"from the check")
-        outcome, _ = call_with_time_limit(echo_request, *args)
-        hint = _judge_request(outcome, args)
-        if hint is None and _kernel_answers(bytes(outcome.value), *args[:2]) is None:
-            hint = f"no echo reply came from 127.0.0.1 within {REPLY_WAIT:g} s."
-        report.add(hint is None, "sent to 127.0.0.1: the kernel answers it", hint or "")
+        report.add("sent to 127.0.0.1: the kernel answers it", _judge_sent(echo_request))
     return report
+
+
+def _judge_sent(echo_request):
+    """Judge an echo request of echo_request()'s, sent on a raw socket: the kernel answers."""
+    args = (IDENTIFIER, 7, b"from the check")
+    outcome, _ = call_with_time_limit(echo_request, *args)
+    verdict = _judge_request(outcome, args)
+    if verdict.passed and _kernel_answers(bytes(outcome.value), *args[:2]) is None:
+        return Verdict.fail(f"no echo reply came from 127.0.0.1 within {REPLY_WAIT:g} s.")
+    return verdict
 
 
 # ------------------------------------------------------------ parse_reply
@@ -288,33 +304,38 @@ NOP, END = b"\x01", b"\x00"  # IP options: "no operation", "end of options list"
 
 
 def _judge_parse(outcome, packet):
+    """Judge parse_reply(packet): the fields of the ICMP message after the IP header."""
     if not outcome.finished:
-        return "it did not return in time."
+        return Verdict.fail("it did not return in time.", final=True)
     if outcome.error is not None:
-        return _error_text(outcome.error)
+        return Verdict.fail(_error_text(outcome.error))
     value = outcome.value
     expected = icmp.parse_reply(packet)
     if not isinstance(value, (tuple, list)) or len(value) != 5:
-        return f"it returned {value!r}; return (type, code, identifier, sequence, payload)."
+        return Verdict.fail(
+            f"it returned {value!r}; return (type, code, identifier, sequence, payload).")
     value = tuple(bytes(v) if isinstance(v, (bytearray, memoryview)) else v for v in value)
     if value == expected:
-        return None
+        return Verdict.ok()
     fixed_20 = icmp.parse_echo(packet[20:])
     if value == tuple(fixed_20[:2] + fixed_20[3:]) and packet[0] & 0x0F != 5:
-        return (f"this packet's IP header is {(packet[0] & 0x0F) * 4} bytes (IHL "
-                f"{packet[0] & 0x0F}), not 20:\nit carries IP options.  Read the length from "
-                "the header: (packet[0] & 0x0F) * 4.")
+        return Verdict.fail(
+            f"this packet's IP header is {(packet[0] & 0x0F) * 4} bytes (IHL "
+            f"{packet[0] & 0x0F}), not 20:\nit carries IP options.  Read the length from "
+            "the header: (packet[0] & 0x0F) * 4.")
     if value == tuple(icmp.parse_echo(packet)[:2] + icmp.parse_echo(packet)[3:]):
-        return ("it read the IP header as if it were ICMP.  A raw socket hands over the IP\n"
-                "header first (man 7 raw): skip it -- its length is (packet[0] & 0x0F) * 4.")
+        return Verdict.fail(
+            "it read the IP header as if it were ICMP.  A raw socket hands over the IP\n"
+            "header first (man 7 raw): skip it -- its length is (packet[0] & 0x0F) * 4.")
     names = ("type", "code", "identifier", "sequence", "payload")
     for name, got, want in zip(names, value, expected):
         if got != want:
             if name in ("identifier", "sequence") and got == _swap16(want):
-                return (f"the {name} is 0x{got:04x}, the right value 0x{want:04x} with its\n"
-                        "bytes swapped: header fields are big-endian ('!H').")
-            return f"the {name} is {got!r}, not {want!r}."
-    return f"it returned {value!r}, not {expected!r}."
+                return Verdict.fail(
+                    f"the {name} is 0x{got:04x}, the right value 0x{want:04x} with its\n"
+                    "bytes swapped: header fields are big-endian ('!H').")
+            return Verdict.fail(f"the {name} is {got!r}, not {want!r}.")
+    return Verdict.fail(f"it returned {value!r}, not {expected!r}.")
 
 
 def _real_reply():
@@ -330,9 +351,9 @@ def check_parse_reply(parse_reply):
     if live:
         real = _real_reply()
         if real is None:
-            report.add(False, "a real reply from 127.0.0.1",
-                       f"the check got no echo reply from 127.0.0.1 within {REPLY_WAIT:g} s "
-                       "(is net.ipv4.icmp_echo_ignore_all 1?)")
+            report.add("a real reply from 127.0.0.1", Verdict.fail(
+                f"the check got no echo reply from 127.0.0.1 within {REPLY_WAIT:g} s "
+                "(is net.ipv4.icmp_echo_ignore_all 1?)"))
         else:
             cases.append(("a real echo reply from 127.0.0.1 (20-byte IP header)", real))
     cases += [
@@ -347,9 +368,7 @@ def check_parse_reply(parse_reply):
     ]
     for description, packet in cases:
         outcome, _ = call_with_time_limit(parse_reply, packet)
-        if not_written(outcome):
-            report.add(False, description, NOT_WRITTEN)
+        verdict = Verdict.not_written() if not_written(outcome) else _judge_parse(outcome, packet)
+        if report.add(description, verdict).final:
             return report
-        hint = _judge_parse(outcome, packet)
-        report.add(hint is None, description, hint or "")
     return report

@@ -19,6 +19,7 @@
 """
 
 import collections
+import dataclasses
 import socket
 import struct
 import time
@@ -26,8 +27,8 @@ import time
 from .. import measure, trace
 from ..servers import serve
 from .report import (
-    NOT_WRITTEN,
     Report,
+    Verdict,
     call_with_time_limit,
     describe_error,
     not_written,
@@ -168,55 +169,65 @@ def check_extra_calls(extra_calls):
     """
     report = Report("Checking extra_calls(c_trace, py_trace):")
     hints_given = set()
-
-    def add(passed, description, hint=""):
-        if hint in hints_given:
-            hint = "the same as above."
-        elif hint:
-            hints_given.add(hint)
-        report.add(passed, description, hint)
-
     for description, c_text, py_text, expected in TRACES:
         c_trace = trace.Trace(trace.parse(c_text))
         py_trace = trace.Trace(trace.parse(py_text))
         outcome, _ = call_with_time_limit(extra_calls, c_trace, py_trace)
-        if not_written(outcome):
-            report.add(False, description, NOT_WRITTEN)
+        verdict = _judge_extra_calls(outcome, expected, c_trace, py_trace)
+        if report.add(description, _said_once(verdict, hints_given)).final:
             return report
-        if not outcome.finished:
-            report.add(False, description, "it did not return within the time limit: "
-                       "a loop that never ends?")
-            return report
-        if outcome.error is not None:
-            add(False, description, describe_error(outcome.error))
-            continue
-        got = _as_counts(outcome.value)
-        if got is None:
-            add(False, description,
-                f"it returned {type(outcome.value).__name__}, not a dict: return "
-                "{call name: how many more times},\na collections.Counter for "
-                "example, so that repeated calls count.")
-            continue
-        hint = None
-        if got != expected:
-            hint = _hint_for_calls(got, expected, c_trace, py_trace)
-        if hint:
-            hint = f"expected {expected}, got {got}.\n{hint}"
-        add(hint is None, description, hint or "")
     return report
+
+
+def _said_once(verdict, hints_given):
+    """``verdict``, its hint "the same as above." if it is in ``hints_given`` (which
+    it joins)."""
+    if verdict.hint in hints_given:
+        return dataclasses.replace(verdict, hint="the same as above.")
+    if verdict.hint:
+        hints_given.add(verdict.hint)
+    return verdict
+
+
+def _judge_extra_calls(outcome, expected, c_trace, py_trace):
+    """Judge extra_calls(c_trace, py_trace): ``expected``, {call: how many more in Python}."""
+    if not outcome.finished:
+        return Verdict.fail("it did not return within the time limit: "
+                            "a loop that never ends?", final=True)
+    if not_written(outcome):
+        return Verdict.not_written()
+    if outcome.error is not None:
+        return Verdict.fail(describe_error(outcome.error))
+    got = _as_counts(outcome.value)
+    if got is None:
+        return Verdict.fail(
+            f"it returned {type(outcome.value).__name__}, not a dict: return "
+            "{call name: how many more times},\na collections.Counter for "
+            "example, so that repeated calls count.")
+    if got == expected:
+        return Verdict.ok()
+    return Verdict.fail(
+        f"expected {expected}, got {got}.\n{_hint_for_calls(got, expected, c_trace, py_trace)}")
 
 
 # ------------------------------------------------------------------ ask
 
 
 def _judge_answer(outcome, body):
+    """Judge ask(sock, body)'s answer: the server's, ``body`` in capitals."""
+    if not outcome.finished:
+        return Verdict.fail("it did not return in time: does it wait for more bytes "
+                            "than the answer has?", final=True)
+    if not_written(outcome):
+        return Verdict.not_written()
     if outcome.error is not None:
-        return describe_error(outcome.error)
+        return Verdict.fail(describe_error(outcome.error))
     if outcome.value != body.upper():
-        return (f"it returned {outcome.value!r:.60}, not the answer "
-                f"{body.upper()!r:.60}: read the 4-byte length,\nthen exactly that "
-                "many bytes (recv() may return less than you ask for).")
-    return None
+        return Verdict.fail(
+            f"it returned {outcome.value!r:.60}, not the answer "
+            f"{body.upper()!r:.60}: read the 4-byte length,\nthen exactly that "
+            "many bytes (recv() may return less than you ask for).")
+    return Verdict.ok()
 
 
 def check_ask(ask):
@@ -238,26 +249,26 @@ def check_ask(ask):
             for number in range(REQUESTS):
                 body = b"request %d " % number + b"x" * (number * 300)
                 outcome, _ = call_with_time_limit(timed_ask, sock, body)
-                if not_written(outcome):
-                    report.add(False, "the answers are right", NOT_WRITTEN)
+                verdict = _judge_answer(outcome, body)
+                if verdict.final:  # the whole function: not written, or it never returns
+                    report.add("the answers are right", verdict)
                     return report
-                if not outcome.finished:
-                    report.add(False, "the answers are right",
-                               "it did not return in time: does it wait for more bytes "
-                               "than the answer has?")
+                if not verdict.passed:  # the connection is out of step now: the check ends
+                    report.add(f"the answer to request {number}", verdict.final_if_failed())
                     return report
-                hint = _judge_answer(outcome, body)
-                if hint:
-                    report.add(False, f"the answer to request {number}", hint)
-                    return report
-            report.add(True, f"{REQUESTS} requests, {REQUESTS} right answers")
-            median = sorted(times[1:])[len(times[1:]) // 2]  # not the first: see above
-            slow = median >= FAST
-            report.add(not slow, f"a request takes less than {FAST * 1000:g} ms (median)",
-                       f"about {median * 1000:.0f} ms a request: each one waits for the "
-                       "server's delayed ACK.\nNagle's algorithm holds your second small "
-                       "write until the first is acknowledged.\nSend the request in one "
-                       "write, or turn on TCP_NODELAY." if slow else "")
+            report.add(f"{REQUESTS} requests, {REQUESTS} right answers", Verdict.ok())
+            report.add(f"a request takes less than {FAST * 1000:g} ms (median)",
+                       _judge_speed(sorted(times[1:])[len(times[1:]) // 2]))
     finally:
         srv.stop()
     return report
+
+
+def _judge_speed(median):
+    """Judge the median time of a request (the first not counted): no delayed-ACK stall."""
+    if median < FAST:
+        return Verdict.ok()
+    return Verdict.fail(f"about {median * 1000:.0f} ms a request: each one waits for the "
+                        "server's delayed ACK.\nNagle's algorithm holds your second small "
+                        "write until the first is acknowledged.\nSend the request in one "
+                        "write, or turn on TCP_NODELAY.")

@@ -1,20 +1,91 @@
-"""What every exercise check shares: the Report, and running the learner's code safely.
+"""What every exercise check shares: Verdict, Report, and running the learner's code safely.
 
 Each check_* function (one module per lesson: lesson00, lesson01, ...) takes the
 learner's answer, runs it against real peers on loopback, and returns a Report:
 one line per thing checked, PASS or FAIL, and for a FAIL what went wrong in plain
 words -- the kind of hint a teacher gives, not a stack trace.
 
+Every case is decided by a *judge*: a small function that looks at what the
+learner's code did and returns a Verdict --
+
+    Verdict.ok()                      # right
+    Verdict.fail("the reply has 612 of 5,000 bytes ...")  # wrong, and why
+    Verdict.fail(hint, final=True)    # wrong, and the other cases would only say it again
+    Verdict.not_written()             # still the stub: final, with the NOT_WRITTEN hint
+
+``report.add(description, verdict)`` records it and hands it back, so a check
+reads ``if report.add(description, verdict).final: break``.  Whether the check
+goes on is decided by ``final``, a yes or no the judge sets -- never by the
+words of the hint, which can then be reworded freely.  A check that must stop
+at any failure (the next case would reuse a connection the failure left out of
+step, say) adds ``verdict.final_if_failed()``.
+
+A judge takes what is under test -- the learner's function, or the address of
+a server it runs -- and what the check's peers saw; not how the answer was
+written.  So the same judges, and the same hostile peers, can check an answer
+written in C.
+
 The learner's code runs in a helper thread with a time limit, because the most
 common mistake in socket code is a recv() that waits forever.  A check never hangs
 the notebook: after the limit it says what the code was probably waiting for.
 """
 
+import dataclasses
 import threading
 
-__all__ = ["Report", "TIME_LIMIT", "call_with_time_limit", "describe_error", "not_written"]
+__all__ = ["NOT_WRITTEN", "Report", "TIME_LIMIT", "Verdict", "call_with_time_limit",
+           "describe_error", "not_written"]
 
 TIME_LIMIT = 5.0  # seconds the learner's function may take for one case
+
+NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """A judge's decision about one case: passed or not, the hint, and whether to go on.
+
+    ``passed``  -- the case is right.
+    ``hint``    -- for a failed case, what is wrong, in plain words (shown under FAIL).
+    ``final``   -- for a failed case: the remaining cases would only repeat this
+                   failure (the function is not written yet, it returns a str, it
+                   never returns ...), so the check stops here.
+
+    A passed verdict has no hint and is never final.  ``if verdict:`` is an
+    error: say which you mean, ``verdict.passed`` or ``verdict.final``.
+    """
+
+    passed: bool
+    hint: str = ""
+    final: bool = False
+
+    def __post_init__(self):
+        if self.passed and (self.hint or self.final):
+            raise ValueError("a passed verdict has no hint and is not final")
+
+    @classmethod
+    def ok(cls):
+        """The case is right."""
+        return cls(True)
+
+    @classmethod
+    def fail(cls, hint, final=False):
+        """The case is wrong: ``hint`` says why; ``final`` stops the check here."""
+        return cls(False, hint, final)
+
+    @classmethod
+    def not_written(cls, hint=NOT_WRITTEN):
+        """Still the stub: a final failure with the "is it written yet?" hint."""
+        return cls(False, hint, final=True)
+
+    def final_if_failed(self):
+        """This verdict, made final if it failed: for a case after which the
+        remaining ones would learn nothing new (the same connection, say)."""
+        return self if self.passed else dataclasses.replace(self, final=True)
+
+    def __bool__(self):
+        raise TypeError("a Verdict is neither true nor false: "
+                        "use verdict.passed or verdict.final")
 
 
 class Report:
@@ -22,23 +93,32 @@ class Report:
 
     def __init__(self, title):
         self.title = title
-        self.results = []  # (passed, description, hint)
+        self.results = []  # (description, Verdict), in the order checked
 
-    def add(self, passed, description, hint=""):
-        self.results.append((passed, description, hint))
-        return passed
+    def add(self, description, verdict):
+        """Record ``verdict`` for the case ``description``; return the verdict."""
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"report.add(description, verdict) takes a Verdict, not {verdict!r}")
+        self.results.append((description, verdict))
+        return verdict
 
     @property
     def ok(self):
-        return bool(self.results) and all(passed for passed, _, _ in self.results)
+        return bool(self.results) and all(verdict.passed for _, verdict in self.results)
+
+    @property
+    def failures(self):
+        """(description, hint) of every failed case, in order."""
+        return [(description, verdict.hint) for description, verdict in self.results
+                if not verdict.passed]
 
     def __repr__(self):
         lines = [self.title]
-        for passed, description, hint in self.results:
-            lines.append(f"  {'PASS' if passed else 'FAIL'}  {description}")
-            if hint and not passed:
-                lines.extend(f"        {line}" for line in hint.splitlines())
-        failed = sum(not passed for passed, _, _ in self.results)
+        for description, verdict in self.results:
+            lines.append(f"  {'PASS' if verdict.passed else 'FAIL'}  {description}")
+            if not verdict.passed:
+                lines.extend(f"        {line}" for line in verdict.hint.splitlines())
+        failed = len(self.failures)
         if failed:
             lines.append(f"{failed} of {len(self.results)} checks failed.")
         else:
@@ -56,6 +136,11 @@ class _Outcome:
 
 
 def call_with_time_limit(function, *args, limit=TIME_LIMIT):
+    """Call ``function(*args)`` in a thread named "socklab check"; wait ``limit`` s.
+
+    Returns (outcome, thread).  ``outcome.finished`` is False if it is still
+    running: the thread is a daemon, and the check decides how to end it.
+    """
     outcome = _Outcome()
 
     def call():
@@ -76,11 +161,13 @@ def describe_error(exc):
     return f"it raised {type(exc).__name__}: {exc}" if str(exc) else f"it raised {type(exc).__name__}"
 
 
-NOT_WRITTEN = "is it written yet?  Replace the `...` with your code."
-
-
 def not_written(outcome):
-    """A stub: the body is still `...` (returns None or Ellipsis) or raises NotImplementedError."""
+    """A stub: the body is still `...` (returns None or Ellipsis) or raises NotImplementedError.
+
+    A call that has not returned yet is not a stub: it is judged as a hang.
+    """
+    if not outcome.finished:
+        return False
     if outcome.error is None:
         return outcome.value is None or outcome.value is Ellipsis
     return isinstance(outcome.error, NotImplementedError)

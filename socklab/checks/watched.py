@@ -1,9 +1,9 @@
 """A socket that notes what the learner's code does with it, for the checks' hints.
 
-Checks of lessons 04 and 05 hand the learner's function a WatchedSocket instead of
-the bare socket: every call still reaches the real socket, but recv() and send()
-leave a record ("your function returned after the first recv(): it got 553 of
-5,000 bytes"), and a loop that can never end is stopped from inside.
+Checks of lessons 04, 05 and 09 hand the learner's function a WatchedSocket
+instead of the bare socket: every call still reaches the real socket, but recv()
+and send() leave a record ("your function returned after the first recv(): it
+got 553 of 5,000 bytes"), and a loop that can never end is stopped from inside.
 """
 
 import socket

@@ -3,7 +3,10 @@
 Every check runs on real sockets on loopback, so these tests do too.
 """
 
+import os
 import socket
+import threading
+import time
 
 import pytest
 
@@ -13,6 +16,16 @@ from socklab.checks import lesson05
 
 def hints(report):
     return "\n".join(hint for _, hint in report.failures)
+
+
+def check_threads():
+    """The threads a check starts (each named "socklab check ...") that are alive."""
+    return {thread for thread in threading.enumerate()
+            if thread.name.startswith("socklab check")}
+
+
+def open_fds():
+    return set(os.listdir("/proc/self/fd"))
 
 
 # ---------------------------------------------------------------- echo_handler
@@ -77,6 +90,19 @@ def handler_stub(conn):
     ...
 
 
+def handler_naps_on_eof(conn):
+    """Never leaves: on b'' or a reset it naps and reads again.  Still running after
+    the client has gone, so the check has to stop it (conn.stop()) and wait for it."""
+    while True:
+        try:
+            data = conn.recv(65536)
+            conn.sendall(data)
+        except ConnectionError:
+            data = b""
+        if not data:
+            time.sleep(0.1)  # so slowly that MAX_EMPTY_READS is never reached
+
+
 def test_echo_handler_right_answers_pass():
     for handler in (handler_right, handler_right_recv_into):
         report = lesson05.check_echo_handler(handler)
@@ -120,10 +146,17 @@ def test_echo_handler_that_waits_for_the_end_is_rejected():
     assert not report.results[1][1].passed  # the byte-at-a-time client
 
 
-def test_echo_handler_check_leaves_nothing_running():
-    before = socklab.running()
-    lesson05.check_echo_handler(handler_seed)
-    assert socklab.running() == before
+def test_echo_handler_check_leaves_no_thread_or_descriptor(no_leaks):
+    """What could be left behind: the learner's handler, which runs in a thread of
+    the check's, and the sockets the check opens (the listener, both ends of each
+    connection) -- looked at the moment the check returns.  (`no_leaks` compares
+    every thread and /proc/self/fd before and after the test as well.)"""
+    before = check_threads()
+    for handler in (handler_right, handler_seed, handler_naps_on_eof, handler_no_catch):
+        fds = open_fds()
+        lesson05.check_echo_handler(handler)
+        assert check_threads() - before == set(), handler.__name__
+        assert open_fds() - fds == set(), handler.__name__
 
 
 # ---------------------------------------------------------------- ask_udp
@@ -219,6 +252,12 @@ def ask_raises_other(address, data, timeout, retries):
     raise RuntimeError("gave up")
 
 
+def ask_gives_up_at_once(address, data, timeout, retries):
+    """Tries 1 + retries times, but hardly waits for a reply: a timeout of its own,
+    1 ms, instead of the one it was given."""
+    return ask_right(address, data, 0.001, retries)
+
+
 def ask_stub(address, data, timeout, retries):
     ...
 
@@ -256,6 +295,17 @@ def test_ask_udp_wrong_answers_are_rejected(ask, failing, words):
               if not verdict.passed]
     assert failed == failing, report
     assert words in hints(report)
+
+
+def test_ask_udp_that_does_not_wait_is_told_to_wait():
+    # Where every try is lost it sends as many datagrams as it should, and raises
+    # TimeoutError: only the time it took shows the mistake.  (Where a reply comes,
+    # it may come within 1 ms or not: those cases are not asserted.)
+    report = lesson05.check_ask_udp(ask_gives_up_at_once)
+    failed = [description for description, _ in report.failures]
+    assert [case.description in failed for case in lesson05.UDP_CASES[2:]] == [True, True]
+    assert "each of the 1 tries should wait\ntimeout=0.2 s" in hints(report)
+    assert "each of the 4 tries should wait\ntimeout=0.2 s" in hints(report)
 
 
 def test_ask_udp_without_timeout_is_stopped_with_a_hint():

@@ -15,7 +15,6 @@ import threading
 
 import pytest
 
-import socklab
 from socklab.checks import lesson10
 from socklab.checks.report import Verdict
 
@@ -278,10 +277,20 @@ def test_a_server_that_runs_through_cleanly_escapes_nothing():
                                   Verdict.ok())
 
 
-def test_echo_server_check_leaves_nothing_running():
-    before = socklab.running()
-    lesson10.check_echo_server(make_server())
-    assert socklab.running() == before
+def test_echo_server_check_leaves_no_thread_or_descriptor(no_leaks):
+    """What could be left behind: the learner's server, which runs in a thread of
+    the check's, the check's flood thread, and the ~140 sockets the check opens
+    (its clients, the listener, the `stop` pair) -- looked at the moment the check
+    returns, after a server that runs through and after one that dies half-way.
+    (`no_leaks` compares every thread and /proc/self/fd before and after as well.)"""
+    before = {thread for thread in threading.enumerate()
+              if thread.name.startswith("socklab check")}
+    for server in (make_server(), make_server(catch_reset=False)):
+        fds = set(os.listdir("/proc/self/fd"))
+        lesson10.check_echo_server(server)
+        assert {thread.name for thread in threading.enumerate()
+                if thread.name.startswith("socklab check") and thread not in before} == set()
+        assert set(os.listdir("/proc/self/fd")) - fds == set()
 
 
 # --------------------------------------------------------- connect_with_timeout

@@ -27,10 +27,9 @@ from .report import (
     TIME_LIMIT,
     Report,
     Verdict,
-    call_with_time_limit,
     describe_error,
 )
-from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket
+from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket, call_watched
 
 __all__ = ["check_recv_exact", "check_send_message"]
 
@@ -54,19 +53,7 @@ class _Run:
 
 def _run(function, wsock, *args):
     """Call function(wsock, *args) with the time limit; stop it if it runs over."""
-
-    def guarded():
-        try:
-            return function(wsock, *args)
-        except CheckStopped as stop:
-            return stop
-
-    outcome, thread = call_with_time_limit(guarded)
-    timed_out = not outcome.finished
-    if timed_out:
-        wsock.stop(f"still running after {TIME_LIMIT:g} s")
-        thread.join(TIME_LIMIT)
-    return _Run(outcome, timed_out)
+    return _Run(*call_watched(function, wsock, *args))
 
 
 def _random_bytes(count, seed=SEED):

@@ -28,18 +28,11 @@ from .report import (
     describe_error,
     not_written,
 )
+from .watched import CheckStopped, call_watched
 
 __all__ = ["CheckStopped", "arrival_order", "check_receive_numbered", "check_probe"]
 
 QUIET = 0.5  # the timeout the check passes to receive_numbered()
-
-
-class CheckStopped(BaseException):
-    """Raised in the learner's code once the check has given up on it.
-
-    A BaseException, so that ``except Exception:`` in the learner's code does not
-    swallow it.
-    """
 
 
 def arrival_order(fates):
@@ -231,18 +224,7 @@ def _numbered_case(receive_numbered, count, loss, duplicate, reorder, seed):
                 sender.sendto(b"%d" % number, relay.address)
             relay.wait_for_datagrams(count, CLIENT_TO_SERVER)
             expected = expected_report(count, arrival_order(relay.fates()))
-
-            def guarded():
-                try:
-                    return receive_numbered(watched, count, QUIET)
-                except CheckStopped:  # the check stopped it: judged as timed out
-                    return None
-
-            outcome, thread = call_with_time_limit(guarded)
-            timed_out = not outcome.finished
-            if timed_out:
-                watched.stop(f"still running after {TIME_LIMIT:g} s")
-                thread.join(TIME_LIMIT)
+            outcome, timed_out = call_watched(receive_numbered, watched, count, QUIET)
     return _judge_numbered(outcome, timed_out, expected, count)
 
 

@@ -195,10 +195,6 @@ def _run(code, wsock, limit, give_up=None):
 
 # --------------------------------------------------------------- read_message
 
-def _asked_too_much(wsock):
-    return any(asked >= HUGE for asked, _ in wsock.reads)
-
-
 BYTE_ORDER_HINT = (
     "It asked recv() for {asked:,} bytes: that is a length read in the wrong byte\n"
     "order.  The header is in network byte order (big-endian):\n"
@@ -207,10 +203,15 @@ BYTE_ORDER_HINT = (
 )
 
 
-def _judge_byte_order(wsock):
-    """A final failure: the length was read in the wrong byte order (every frame would say so)."""
-    asked = max(asked for asked, _ in wsock.reads)
-    return Verdict.fail(BYTE_ORDER_HINT.format(asked=asked), final=True)
+def _judge_reads(run, wsock):
+    """Judge the reads alone: a loop the check stopped after b'' again and again, or a
+    length read in the wrong byte order (final: every frame would say so); else None."""
+    if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
+        return Verdict.fail(_empty_reads_hint(wsock))
+    asked = max((asked for asked, _ in wsock.reads), default=0)
+    if asked >= HUGE:
+        return Verdict.fail(BYTE_ORDER_HINT.format(asked=asked), final=True)
+    return None
 
 
 def _empty_reads_hint(wsock):
@@ -235,10 +236,9 @@ def _judge_message(run, wsock, expected, first_call=False):
 
 def _judge_one_message(run, wsock, expected, first_call):
     """Judge one call of read_message(wsock), as _judge_message() does, before its note."""
-    if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
-        return Verdict.fail(_empty_reads_hint(wsock))
-    if _asked_too_much(wsock):
-        return _judge_byte_order(wsock)
+    verdict = _judge_reads(run, wsock)
+    if verdict is not None:
+        return verdict
     if run.timed_out or run.stopped:
         return Verdict.fail(
             "it did not return: it was still waiting in recv() for bytes that the "
@@ -450,10 +450,9 @@ def _case_cut(read_message, pieces, where):
         run = _run(lambda: read_message(wsock), wsock, CASE_LIMIT)
     finally:
         _finish(sender, wsock)
-    if run.stopped and wsock.empty_reads >= MAX_EMPTY_READS:
-        return Verdict.fail(_empty_reads_hint(wsock))
-    if _asked_too_much(wsock):
-        return _judge_byte_order(wsock)
+    verdict = _judge_reads(run, wsock)
+    if verdict is not None:
+        return verdict
     if run.timed_out or run.stopped:
         return Verdict.fail(
             "it did not return after the peer had closed: recv() returned b''.")

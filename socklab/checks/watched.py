@@ -4,12 +4,16 @@ Checks of lessons 04, 05 and 09 hand the learner's function a WatchedSocket
 instead of the bare socket: every call still reaches the real socket, but recv()
 and send() leave a record ("your function returned after the first recv(): it
 got 553 of 5,000 bytes"), and a loop that can never end is stopped from inside.
+call_watched() runs the learner's function on such a socket with the time limit,
+and stops it there if it runs over (lesson 07 watches its UDP socket that way).
 """
 
 import socket
 import threading
 
-__all__ = ["CheckStopped", "WatchedSocket", "MAX_EMPTY_READS"]
+from .report import TIME_LIMIT, call_with_time_limit
+
+__all__ = ["CheckStopped", "WatchedSocket", "MAX_EMPTY_READS", "call_watched"]
 
 MAX_EMPTY_READS = 100  # recv() returning b'' this often: the loop will never end
 
@@ -20,6 +24,29 @@ class CheckStopped(BaseException):
     A BaseException, like KeyboardInterrupt, so that an ``except Exception:`` in the
     learner's code does not swallow it.
     """
+
+
+def call_watched(function, sock, *args):
+    """Call ``function(sock, *args)`` with the time limit; if it runs over, stop it.
+
+    ``sock`` is a socket the check watches (a WatchedSocket, say): its stop(reason)
+    makes the learner's next call on it raise CheckStopped, and wakes a call that
+    waits.  Returns (outcome, timed_out); a CheckStopped that ended the function is
+    ``outcome.value``.
+    """
+
+    def guarded():
+        try:
+            return function(sock, *args)
+        except CheckStopped as stop:
+            return stop
+
+    outcome, thread = call_with_time_limit(guarded)
+    timed_out = not outcome.finished
+    if timed_out:
+        sock.stop(f"still running after {TIME_LIMIT:g} s")
+        thread.join(TIME_LIMIT)
+    return outcome, timed_out
 
 
 class WatchedSocket:

@@ -175,8 +175,10 @@ def start(name, report, description="it compiles (with the sanitizers) and print
                                " cell above first, then this one.", final=True)
     else:
         source = source_path.read_text()
-        verdict = Verdict.not_written(NOT_WRITTEN.replace("`...`", "comment")) \
-            if STUB_MARKER in source else None
+        verdict = None
+        if STUB_MARKER in source:
+            description = f"the program in the `%%c {name}` cell"
+            verdict = Verdict.not_written(NOT_WRITTEN.replace("`...`", "comment"))
     if verdict is None:
         try:
             c.compile(source, name, sanitize=True)

@@ -1,4 +1,4 @@
-"""Checks for lesson 05's exercises: echo_handler() and ask_udp().
+"""Checks for lesson 05's exercises: echo_handler(), ask_udp(), and the echo server in C.
 
 * check_echo_handler: the learner's ``echo_handler(conn)`` -- the seed's echo loop,
   fixed -- is given one accepted connection at a time, each from a client that
@@ -7,6 +7,12 @@
   and one that resets the connection (SO_LINGER 0) with the echo still unread.
   The connection is a WatchedSocket (socklab.checks.watched): it notes what recv() returned, so that a
   loop spinning on b'' is stopped and named instead of burning a CPU forever.
+
+* check_echo_server_c: the learner's whole echo server in C (a ``%%c NAME
+  --compile-only`` cell) meets the same clients as echo_handler, as a running
+  program built with the sanitizers; then C's own failures are looked for
+  (socklab.checks.c_answer): SIGPIPE, a reset before the server reads, leaked
+  descriptors, a busy loop, zombies.
 
 * check_ask_udp: the learner's ``ask_udp(address, data, timeout, retries)`` talks
   to a UDP echo server through a socklab.LossyRelay with a fixed seed, so the same
@@ -29,9 +35,10 @@ from .report import (
     call_with_time_limit,
     describe_error,
 )
+from . import c_answer
 from .watched import CheckStopped, WatchedSocket
 
-__all__ = ["check_ask_udp", "check_echo_handler"]
+__all__ = ["check_ask_udp", "check_echo_handler", "check_echo_server_c"]
 
 RETURN_WAIT = 2.0  # seconds a handler has to return after its client has gone
 BYTE_WAIT = 1.0  # seconds the byte-at-a-time client waits for each echo
@@ -185,6 +192,26 @@ def check_echo_handler(echo_handler):
         for case in ECHO_CASES:
             if report.add(case.description, _run_echo_case(echo_handler, listener, case)).final:
                 break  # one hint is enough: the other cases would repeat it
+    return report
+
+
+def check_echo_server_c(name):
+    """Check the C echo server NAME, compiled by a ``%%c NAME --compile-only`` cell.
+
+    It must listen on 127.0.0.1 (any port), print LISTENING <port>, and echo every
+    byte of each client back until that client has gone -- and outlive them all.
+    The clients are check_echo_handler's; the program's death, descriptors, CPU
+    and children are watched as well (socklab.checks.c_answer).
+    """
+    report = Report(f"Checking the C echo server {name}.c:")
+    answer = c_answer.start(name, report)
+    if answer is None:
+        return report
+    with answer:
+        for case in ECHO_CASES:
+            if report.add(case.description, answer.play(case.run)).final:
+                return report
+        c_answer.check_process(answer, report, probe=_client_closes)
     return report
 
 

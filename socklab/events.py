@@ -71,6 +71,7 @@ class EventLog:
     def __init__(self, maxlen=10_000):
         self._events = collections.deque(maxlen=maxlen)
         self._added = 0  # how many events were ever added (for `dropped`)
+        self._kinds = collections.Counter()  # events ever added, by kind (wait_for)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # for wait_for() only
         self._waiting = 0  # how many threads are in wait_for(): add() wakes them
@@ -85,6 +86,7 @@ class EventLog:
         with self._lock:
             self._events.append(event)
             self._added += 1
+            self._kinds[kind] += 1
             if self._waiting:
                 self._changed.notify_all()
         return event
@@ -104,7 +106,9 @@ class EventLog:
         return [event for event in self.snapshot() if event.kind == kind]
 
     def wait_for(self, kind, count=1, timeout=5.0):
-        """Block until at least ``count`` events of ``kind`` are recorded.
+        """Block until at least ``count`` events of ``kind`` have been recorded.
+
+        Every event counts, also one the bounded log has let go since.
 
         A client sees its reply before the server thread has necessarily recorded
         what it did next (a "close", say); a cell that wants to show that event
@@ -115,7 +119,7 @@ class EventLog:
         with self._changed:  # holds self._lock, except while in wait()
             self._waiting += 1
             try:
-                while sum(event.kind == kind for event in self._events) < count:
+                while self._kinds[kind] < count:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError(
@@ -131,6 +135,7 @@ class EventLog:
         with self._lock:
             self._events.clear()
             self._added = 0
+            self._kinds.clear()
 
     def __len__(self):
         return len(self._events)

@@ -464,3 +464,11 @@ def test_event_text_is_grouped_by_connection_whatever_the_timing():
         "server   stop",
     ]
     assert [event.conn for event in log] == [0, 1, 2, 1, 2, 1, 0]  # time order
+
+
+def test_wait_for_counts_events_the_bounded_log_has_let_go():
+    log = socklab.events.EventLog(maxlen=3)
+    for _ in range(5):
+        log.add("recv", 1, 10)
+    assert log.dropped == 2
+    assert len(log.wait_for("recv", count=5, timeout=0.5)) == 3  # the kept ones

@@ -6,6 +6,7 @@ check catching exactly that mistake.
 """
 
 import asyncio
+import errno
 import logging
 import os
 import select
@@ -295,11 +296,13 @@ def test_echo_server_check_leaves_no_thread_or_descriptor(no_leaks):
 
 # --------------------------------------------------------- connect_with_timeout
 
-def connect_right(address, timeout):
+def connect_right(address, timeout, *, check_connect_ex=True):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        sock.connect_ex(address)
+        err = sock.connect_ex(address)
+        if check_connect_ex and err not in (0, errno.EINPROGRESS):
+            raise OSError(err, os.strerror(err))  # failed at once
         with selectors.DefaultSelector() as sel:
             sel.register(sock, selectors.EVENT_WRITE)
             if not sel.select(timeout):
@@ -317,7 +320,9 @@ def connect_right(address, timeout):
 def connect_no_so_error(address, timeout):
     sock = socket.socket()
     sock.setblocking(False)
-    sock.connect_ex(address)
+    if (err := sock.connect_ex(address)) not in (0, errno.EINPROGRESS):
+        sock.close()
+        raise OSError(err, os.strerror(err))
     if not select.select([], [sock], [], timeout)[1]:
         sock.close()
         raise TimeoutError
@@ -328,7 +333,9 @@ def connect_no_so_error(address, timeout):
 def connect_no_limit(address, timeout):
     sock = socket.socket()
     sock.setblocking(False)
-    sock.connect_ex(address)
+    if (err := sock.connect_ex(address)) not in (0, errno.EINPROGRESS):
+        sock.close()
+        raise OSError(err, os.strerror(err))
     select.select([], [sock], [])
     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err:
@@ -385,3 +392,24 @@ def test_connect_that_hands_back_non_blocking_is_told_to_hand_back_blocking():
     report = lesson10.check_connect_with_timeout(connect_left_non_blocking)
     assert failed(report) == ["a listening server: a connected, blocking socket comes back"]
     assert "comes back non-blocking" in hints(report)
+
+
+def connect_ignoring_connect_ex(address, timeout):
+    """The lesson's solution before 3dc3adf: connect_ex()'s result thrown away."""
+    return connect_right(address, timeout, check_connect_ex=False)
+
+
+def test_connect_that_ignores_connect_ex_failing_at_once_is_named():
+    report = lesson10.check_connect_with_timeout(connect_ignoring_connect_ex)
+    assert failed(report) == ["connect() fails at once (127.255.255.255, loopback's broadcast "
+                              "address): that error"], report
+    assert "connect_ex() returned ENETUNREACH" in hint_words(report)
+    assert "only connect_ex()'s result tells" in hint_words(report)
+
+
+def test_a_connect_failing_at_once_is_a_loopback_address_and_fails_at_once():
+    host, _ = lesson10.UNREACHABLE
+    assert host.startswith("127.")
+    with socket.socket() as sock:
+        sock.setblocking(False)
+        assert sock.connect_ex(lesson10.UNREACHABLE) == errno.ENETUNREACH

@@ -1,4 +1,4 @@
-"""Checks for lesson 10's exercises: echo_server() and connect_with_timeout().
+"""Checks for lesson 10's exercises: echo_server(), its C twin, and connect_with_timeout().
 
 * check_echo_server: the learner's ``echo_server(listener, stop)`` is an event loop
   (selectors or asyncio) in ONE thread.  The check hands it a listening socket and
@@ -27,23 +27,39 @@
     as a traceback above the report; the check counts them instead (EscapedErrors)
     and says what they were.
 
+* check_echo_server_c: the same server in C (a ``%%c NAME --compile-only`` cell),
+  one process with poll() or epoll, built with the sanitizers and started in
+  the background (socklab.checks.c_answer).  The very steps above play against
+  it -- each step needs only a small interface, which _Harness (a Python
+  function in a thread) and _CHarness (a C process) both offer -- except
+  ``stop``: a C server runs until it is killed.  Its kernel buffers are its own
+  (the check cannot shrink them), so a flood may get in up to C_FLOOD_ALLOWED.
+  Then C's own failures: SIGPIPE when a client leaves before its echo, a reset
+  before the server reads, descriptors never closed, CPU while idle, zombies.
+
 * check_connect_with_timeout: the learner's ``connect_with_timeout(address,
   timeout)`` connects without blocking, waits in select/poll/selectors, and reads
   SO_ERROR: a listening server (a connected, blocking socket comes back), a port
-  nobody listens on (ConnectionRefusedError), and a server whose accept queue is
-  full, so that its kernel ignores the SYN (TimeoutError after about ``timeout``).
+  nobody listens on (ConnectionRefusedError), an address to which connect() fails
+  at once (127.255.255.255, loopback's broadcast address: ENETUNREACH from
+  connect_ex() itself, and SO_ERROR 0 afterwards -- nothing is sent anywhere),
+  and a server whose accept queue is full, so that its kernel ignores the SYN
+  (TimeoutError after about ``timeout``).
 """
 
 import collections
 import dataclasses
 import errno
 import logging
+import os
+import pathlib
 import socket
+import subprocess
 import threading
 import textwrap
 import time
 
-from . import adversary
+from . import adversary, c_answer
 from .report import (
     TIME_LIMIT,
     Report,
@@ -53,7 +69,7 @@ from .report import (
     not_written,
 )
 
-__all__ = ["check_connect_with_timeout", "check_echo_server"]
+__all__ = ["check_connect_with_timeout", "check_echo_server", "check_echo_server_c"]
 
 MANY = 100  # clients at once
 SLOW = 5  # clients sending a byte at a time
@@ -62,6 +78,11 @@ IDLE = 20  # clients that say nothing
 SMALL_BUFFER = 65536  # SO_RCVBUF / SO_SNDBUF of the listener, inherited by accepted sockets
 HOLD_ALLOWED = 1024 * 1024  # unsent echo the server may keep for one client
 FLOOD_ALLOWED = 4 * 1024 * 1024  # what a flooding client may get in, kernels included
+# ... into a C server, whose kernel buffers keep their defaults (about 4.3 MiB get
+# into a right one on Linux 6: its receive buffer, the client's small ones, its
+# 4 KiB); one that reads on and stores takes all of FLOOD_LIMIT.
+C_FLOOD_ALLOWED = 8 * 1024 * 1024
+DEATH_GRACE = 0.1  # seconds a C server whose clients saw the end has to finish exiting
 FLOOD_LIMIT = 16 * 1024 * 1024  # the flooding client sends no more than this
 FLOOD_SECONDS = 3.0
 IDLE_WINDOW = 1.0  # seconds the idle server is watched
@@ -107,8 +128,74 @@ def _gone_hint(server, hint):
     return "no answer: the server is no longer running (why: see below)."
 
 
+# What the steps tell a learner, in the words of the language the server is in.
+# The Python ones are stored in the lesson's outputs: change them only with those.
+PY_WORDS = {
+    "one client":
+        "Register the listener for EVENT_READ, accept() when it is ready, register\n"
+        "the new connection, and send back what recv() returns.",
+    "leaves":
+        "When recv() returns b'' the client has gone: unregister that\n"
+        "socket, close it, and forget it.",
+    "many":
+        "Call each only when the selector says that socket is ready.",
+    "one thread": "... served from one thread (no thread per client)",
+    "threads":
+        "{count} new threads appeared.  The exercise is an event loop: one\n"
+        "thread waits in select() for every socket at once.",
+    "blocked":
+        "Make every accepted socket\n"
+        "non-blocking (conn.setblocking(False)), and never use sendall() in the\n"
+        "loop: send() what the kernel takes now and keep the rest for EVENT_WRITE.",
+    "holds": f"... and the server holds at most about {HOLD_ALLOWED // 1024 // 1024} MiB"
+             " of unsent echo for it",
+    "stores":
+        "Once a client's unsent echo is over 1 MiB, stop reading from it\n"
+        "(register it for EVENT_WRITE only) until it has drained.  asyncio:\n"
+        "`await writer.drain()` after each write() does exactly that.",
+    "idle": f"{IDLE} idle clients: the server's thread sleeps (no busy loop)",
+    "spins":
+        "It spins: is every socket registered for EVENT_WRITE all the time (a socket\n"
+        "is almost always writable), or select() called with timeout 0?  Ask for\n"
+        "EVENT_WRITE only while there is echo to send.",
+}
+C_WORDS = {
+    "one client":
+        "Watch the listener for POLLIN (EPOLLIN), accept when it is ready, watch\n"
+        "the new connection too, and send back what recv() returns.",
+    "leaves":
+        "When recv() returns 0 the client has gone: take it out of\n"
+        "what poll() watches (epoll: EPOLL_CTL_DEL), close() it, and forget it.",
+    "many":
+        "Call each only when poll() or epoll_wait() says that socket is ready.",
+    "one thread": "... served from one process (no thread or child per client)",
+    "threads":
+        "{count} new threads or child processes appeared.  The exercise is an event\n"
+        "loop: one process waits in poll() or epoll_wait() for every socket at once.",
+    "blocked":
+        "Make every accepted socket\n"
+        "non-blocking (fcntl O_NONBLOCK, or accept4(..., SOCK_NONBLOCK)), and never\n"
+        "loop on send() until all is gone (send_all() is for blocking sockets): send()\n"
+        "what the kernel takes now, keep the rest, and wait for POLLOUT (EPOLLOUT).",
+    "holds": "... and the server stops reading from it: the flood stalls",
+    "stores":
+        "While a client has echo not sent yet, do not read from it: wait for\n"
+        "POLLOUT (EPOLLOUT) only, until that echo has gone out.",
+    "idle": f"{IDLE} idle clients: the server sleeps (no busy loop)",
+    "spins":
+        "It spins: is every socket watched for POLLOUT (EPOLLOUT) all the time (a\n"
+        "socket is almost always writable), poll() called with timeout 0, or a closed\n"
+        "descriptor still in the poll array (poll() reports POLLNVAL for it at once,\n"
+        "every time)?  Ask for POLLOUT only while there is echo to send; remove a\n"
+        "client from what poll() watches when you close it.",
+}
+
+
 class _Harness:
     """The learner's server running in a thread, and the check's view of it."""
+
+    words = PY_WORDS
+    flood_allowed = FLOOD_ALLOWED
 
     def __init__(self, echo_server):
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -129,6 +216,9 @@ class _Harness:
     @property
     def running(self):
         return not self.outcome.finished
+
+    def died_hint(self):
+        return _died_hint(self.outcome)
 
     def connect(self, count):
         socks = adversary.connect_many(self.address, count)
@@ -310,8 +400,9 @@ def _check_echo_cases(report, server):
 
     Each step plays clients against ``server`` and yields (description, Verdict)
     for what it saw.  A step needs of ``server`` only what _Harness offers:
-    its address, connect(), running, other_threads(), time_used(),
-    wait_until_accepted() and stop().
+    its address, clients, words, flood_allowed, connect(), running, died_hint(),
+    other_threads(), time_used(), wait_until_accepted() and stop() -- which
+    _CHarness offers too (but for stop(): C's steps end before _stop).
     """
     if server.outcome.finished:
         if not_written(server.outcome):
@@ -320,15 +411,18 @@ def _check_echo_cases(report, server):
             report.add("echo_server() keeps running until `stop`",
                        Verdict.fail(_died_hint(server.outcome), final=True))
         return False
-    steps = [_one_client, _client_leaves, _many_clients, _slow_clients, _resetting_clients,
-             _flooding_client, _idle_clients, _stop]
+    return _run_steps(report, server, PY_STEPS, STEPS_IN_WORDS)
+
+
+def _run_steps(report, server, steps, in_words):
+    """Play ``steps`` against ``server``; True if it lived through all of them."""
     for number, step in enumerate(steps):
         for description, verdict in step(server):
             report.add(description, verdict)
         if step is not _stop and not server.running:
-            to_come = ", ".join(STEPS_IN_WORDS[number + 1:])
+            to_come = ", ".join(in_words[number + 1:])
             report.add("the server kept running through all of this", Verdict.fail(
-                _died_hint(server.outcome) + "\n" + textwrap.fill(
+                server.died_hint() + "\n" + textwrap.fill(
                     f"The check stops here; still to come: {to_come}.", 76), final=True))
             return False
     return True
@@ -342,8 +436,7 @@ def _one_client(server):
            Verdict.ok() if not failed else Verdict.fail(_gone_hint(
                server,
                f"the client sent one line and got no echo within {ECHO_WAIT:g} s.\n"
-               "Register the listener for EVENT_READ, accept() when it is ready, register\n"
-               "the new connection, and send back what recv() returns.")))
+               + server.words["one client"])))
 
 
 def _client_leaves(server):
@@ -371,8 +464,7 @@ def _client_leaves(server):
            Verdict.ok() if closed else Verdict.fail(_gone_hint(
                server,
                f"the client shut down its sending side and its connection was not closed\n"
-               f"within {ECHO_WAIT:g} s.  When recv() returns b'' the client has gone: "
-               "unregister that\nsocket, close it, and forget it.")))
+               f"within {ECHO_WAIT:g} s.  " + server.words["leaves"])))
     if not (closed and server.running):
         return
     message = adversary.message_for(0)
@@ -398,13 +490,11 @@ def _many_clients(server):
                server,
                f"{len(failed)} of {MANY} clients did not get their message back within "
                f"{ECHO_WAIT:g} s.\nDoes a recv() or an accept() wait for one client while "
-               "others are ready?\nCall each only when the selector says that socket is "
-               "ready.")))
+               "others are ready?\n" + server.words["many"])))
     threads = server.other_threads()
-    yield ("... served from one thread (no thread per client)",
+    yield (server.words["one thread"],
            Verdict.ok() if len(threads) < 10 else Verdict.fail(
-               f"{len(threads)} new threads appeared.  The exercise is an event loop: one\n"
-               "thread waits in select() for every socket at once."))
+               server.words["threads"].format(count=len(threads))))
 
 
 def _slow_clients(server):
@@ -458,22 +548,17 @@ def _flooding_client(server):
                Verdict.ok() if not failed else Verdict.fail(_gone_hint(
                    server,
                    "while one client sent without reading, another client got no echo\n"
-                   "within 1 s: a call in the loop is blocking.  Make every accepted socket\n"
-                   "non-blocking (conn.setblocking(False)), and never use sendall() in the\n"
-                   "loop: send() what the kernel takes now and keep the rest for "
-                   "EVENT_WRITE.")))
+                   "within 1 s: a call in the loop is blocking.  "
+                   + server.words["blocked"])))
         if not server.running:
             return
         sender.join(FLOOD_SECONDS + 1.0)
         mib = flood.sent / (1024 * 1024)
-        yield (f"... and the server holds at most about {HOLD_ALLOWED // 1024 // 1024} MiB"
-               " of unsent echo for it",
-               Verdict.ok() if flood.sent <= FLOOD_ALLOWED else Verdict.fail(
+        yield (server.words["holds"],
+               Verdict.ok() if flood.sent <= server.flood_allowed else Verdict.fail(
                    f"the client got {mib:.1f} MiB in without reading a byte of the echo: the\n"
                    "server keeps reading from a client it cannot answer, and stores it all.\n"
-                   "Once a client's unsent echo is over 1 MiB, stop reading from it\n"
-                   "(register it for EVENT_WRITE only) until it has drained.  asyncio:\n"
-                   "`await writer.drain()` after each write() does exactly that."))
+                   + server.words["stores"]))
     finally:
         flood.close()
 
@@ -496,12 +581,10 @@ def _idle_clients(server):
     else:
         spins = used > IDLE_CPU_ALLOWED
         measured = f"used {used:.2f} s of CPU in {IDLE_WINDOW:g} s"
-    yield (f"{IDLE} idle clients: the server's thread sleeps (no busy loop)",
+    yield (server.words["idle"],
            Verdict.ok() if not spins else Verdict.fail(
-               f"with nothing to do the server's thread {measured}.\nIt spins: is every "
-               "socket registered for EVENT_WRITE "
-               "all the time (a socket\nis almost always writable), or select() called "
-               "with timeout 0?  Ask for\nEVENT_WRITE only while there is echo to send."))
+               f"with nothing to do the server's thread {measured}.\n"
+               + server.words["spins"]))
 
 
 def _stop(server):
@@ -518,6 +601,124 @@ def _stop(server):
     yield "a byte on `stop`: echo_server() returns", verdict
 
 
+PY_STEPS = [_one_client, _client_leaves, _many_clients, _slow_clients, _resetting_clients,
+            _flooding_client, _idle_clients, _stop]
+C_STEPS = PY_STEPS[:-1]  # a C server has no `stop`: it runs until it is killed
+C_STEPS_IN_WORDS = [*STEPS_IN_WORDS[:-1],
+                    "C's own failures (SIGPIPE, descriptors, CPU while idle, zombies)"]
+
+
+# ------------------------------------------------------------ echo server in C
+
+class _CHarness:
+    """The learner's C server, a process (a c_answer.Answer), seen as the steps see
+    a _Harness: they cannot tell the two apart (see _check_echo_cases)."""
+
+    words = C_WORDS
+    flood_allowed = C_FLOOD_ALLOWED
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.address = answer.address
+        self.clients = []
+
+    @property
+    def running(self):
+        """False once the program has ended.  A client may see its connection end
+        an instant before the program's exit is complete (its sockets close
+        first): so this waits for that exit, DEATH_GRACE s at most."""
+        try:
+            self.answer.program._process.wait(DEATH_GRACE)
+        except subprocess.TimeoutExpired:
+            return True
+        return False
+
+    def died_hint(self):
+        dead = self.answer.death()  # its exit, signal or sanitizer report, in words
+        return dead.hint if dead is not None else "it is still running."
+
+    def connect(self, count):
+        socks = adversary.connect_many(self.address, count)
+        self.clients += socks
+        return socks
+
+    def other_threads(self):
+        """The program's threads but its first, and its child processes: what serves
+        clients besides the one event loop."""
+        tasks = pathlib.Path(f"/proc/{self.answer.pid}/task")
+        found = []
+        try:
+            for task in sorted(tasks.iterdir(), key=lambda t: int(t.name))[1:]:
+                found.append(f"thread {task.name}")
+            for task in tasks.iterdir():
+                found += [f"process {child}"
+                          for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # it ended meanwhile: running says so
+        return found
+
+    def time_used(self):
+        """(seconds running or ready to run, CPU seconds) of the process, or None."""
+        try:
+            stat = pathlib.Path(f"/proc/{self.answer.pid}/stat").read_text()
+            runnable = self.answer.runnable_seconds()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        utime, stime = stat.rpartition(")")[2].split()[11:13]  # fields 14 and 15
+        return runnable, (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+    def wait_until_accepted(self, timeout):
+        """Like _Harness's: the queue of a listener in another process is read from
+        /proc/net/tcp, where a LISTEN socket's rx_queue is its accept queue."""
+        deadline = time.monotonic() + timeout
+        while _accept_queue_of_port(self.address[1]) and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def close(self):
+        adversary.close_all(self.clients)
+
+
+def _accept_queue_of_port(port):
+    """Connections waiting for accept() on the listener of 127.0.0.1:``port``."""
+    local = f"0100007F:{port:04X}"  # /proc/net/tcp: the address in host order, hex
+    with open("/proc/net/tcp") as table:
+        for line in table:
+            fields = line.split()
+            if fields[1] == local and fields[3] == "0A":  # 0A: TCP_LISTEN
+                return int(fields[4].partition(":")[2], 16)
+    return 0
+
+
+def check_echo_server_c(name):
+    """Check the C echo server NAME, compiled by a ``%%c NAME --compile-only`` cell.
+
+    One process, one thread, poll() or epoll: it listens on 127.0.0.1 (any
+    port), prints LISTENING <port> and echoes to every client until it leaves.
+    It meets the steps of check_echo_server (all but `stop`), then C's own
+    failures (socklab.checks.c_answer.check_process).
+    """
+    report = Report(f"Checking the C echo server {name}.c:")
+    answer = c_answer.start(name, report)
+    if answer is None:
+        return report
+    with answer:
+        server = _CHarness(answer)
+        try:
+            ran_through = _run_steps(report, server, C_STEPS, C_STEPS_IN_WORDS)
+        finally:
+            server.close()
+        if ran_through:
+            c_answer.check_process(answer, report, probe=_echo_probe)
+    return report
+
+
+def _echo_probe(sock):
+    """One ordinary exchange, judged: a client's line comes back."""
+    failed = adversary.echo_round([sock], timeout=ECHO_WAIT)
+    return Verdict.ok() if not failed else Verdict.fail(
+        f"a client sent one line and got no echo within {ECHO_WAIT:g} s.")
+
+
 # -------------------------------------------------------- connect_with_timeout
 
 CONNECT_TIMEOUT = 0.5  # seconds given to the learner's function in the timeout case
@@ -527,13 +728,16 @@ def check_connect_with_timeout(connect_with_timeout):
     """Check ``connect_with_timeout(address, timeout) -> socket``.
 
     It must return a connected socket in blocking mode, raise
-    ConnectionRefusedError when nobody listens, and raise TimeoutError once
+    ConnectionRefusedError when nobody listens, raise the error with which
+    connect_ex() itself failed (not EINPROGRESS), and raise TimeoutError once
     ``timeout`` seconds have passed without an answer.
     """
     report = Report("Checking connect_with_timeout(address, timeout):")
     for description, case in (
         ("a listening server: a connected, blocking socket comes back", _connect_listening),
         ("nobody listens: ConnectionRefusedError", _connect_refused),
+        ("connect() fails at once (127.255.255.255, loopback's broadcast address): "
+         "that error", _connect_fails_at_once),
         (f"the server's queue is full: TimeoutError after about {CONNECT_TIMEOUT} s",
          _connect_full_queue),
     ):
@@ -630,6 +834,47 @@ def _connect_refused(connect_with_timeout):
             return Verdict.fail(describe_error(outcome.error))
         finally:
             _close_result(outcome)
+
+
+UNREACHABLE = ("127.255.255.255", 9)  # loopback's broadcast: TCP's connect() says ENETUNREACH
+
+
+def _connect_fails_at_once(connect_with_timeout):
+    """Judge connect_with_timeout() where connect_ex() itself fails: that error, at once.
+
+    A TCP connect() to a broadcast address fails before anything is sent
+    (ENETUNREACH); the socket is then writable at once, with SO_ERROR 0, as if
+    connected -- so only connect_ex()'s own result tells.
+    """
+    with socket.socket() as probe:  # what this kernel says, to name it in the hint
+        probe.setblocking(False)
+        err = probe.connect_ex(UNREACHABLE)
+    if err in (0, errno.EINPROGRESS):
+        return Verdict.ok()  # a kernel that would try: nothing to judge here
+    name = errno.errorcode.get(err, str(err))
+    outcome, _ = call_with_time_limit(connect_with_timeout, UNREACHABLE, 2.0)
+    try:
+        if not outcome.finished:
+            return Verdict.fail(f"it did not return within {TIME_LIMIT:g} s, though connect_ex()"
+                                f" fails at once ({name}).")
+        if not_written(outcome):
+            return Verdict.not_written()
+        if outcome.error is None:
+            return Verdict.fail(
+                f"it returned a socket that is not connected.  connect_ex() returned {name}\n"
+                "at once: the attempt is over before it began.  The socket is writable\n"
+                "and SO_ERROR is 0 (the error was already given), so only connect_ex()'s\n"
+                "result tells: anything but 0 and EINPROGRESS, raise OSError(err,\n"
+                "os.strerror(err)).")
+        if isinstance(outcome.error, TimeoutError):
+            return Verdict.fail(f"it raised TimeoutError, but connect_ex() had failed at once"
+                                f" ({name}): raise that error.")
+        if isinstance(outcome.error, OSError) and outcome.error.errno == err:
+            return Verdict.ok()
+        return Verdict.fail(f"{describe_error(outcome.error)}; connect_ex() had returned {name}:"
+                            " raise OSError(err, os.strerror(err)).")
+    finally:
+        _close_result(outcome)
 
 
 def _connect_full_queue(connect_with_timeout):

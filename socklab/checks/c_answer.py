@@ -16,7 +16,9 @@ of the lesson's Exercises section.  The check in the next cell takes NAME and
    that spins while nobody talks to it, children left as zombies.
 
 The judging of *what the program says* is the lesson's; this module only runs
-the program and watches it:
+the program, watches it, and sets scenes for a lesson's clients -- the program
+stopped for a while (paused), with no descriptor free (out_of_descriptors), and
+a copy of its listening socket, to judge as the program set it up:
 
     answer = c_answer.start("echo_server", report)   # None: it did not start
     with answer:
@@ -25,8 +27,10 @@ the program and watches it:
 """
 
 import contextlib
+import ctypes
 import os
 import pathlib
+import resource
 import signal
 import socket
 import struct
@@ -44,6 +48,7 @@ IDLE_WINDOW = 1.0  # seconds of silence in which a server should not need the CP
 SETTLE = 2.0  # seconds a server has to close the sockets of clients that left
 CLIENTS_THAT_LEAVE = 20
 EXIT_WAIT = 1.0  # seconds a program whose client saw a failure has to finish dying
+SYS_PIDFD_GETFD = 438  # pidfd_getfd(2), Linux 5.6: one number on every architecture
 
 
 class Answer:
@@ -120,6 +125,68 @@ class Answer:
             yield
         finally:
             os.kill(self.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def out_of_descriptors(self):
+        """The program with no free file descriptor for a while: a busy server's day.
+
+        Its limit (RLIMIT_NOFILE, changed from outside with prlimit) is lowered to
+        the descriptors it has open, so its next accept() fails with EMFILE.  An
+        accept() that is already waiting took its descriptor when it began: the
+        first client still gets in, and the accept() after it fails.  Yields
+        False, changing nothing, where the limit cannot be changed; the old
+        limit is back when the block ends.
+        """
+        limit = resource.RLIMIT_NOFILE
+        try:
+            soft, hard = resource.prlimit(self.pid, limit)
+            taken = {int(fd) for fd in os.listdir(f"/proc/{self.pid}/fd")}
+            lowest_free = min(set(range(len(taken) + 1)) - taken)
+            resource.prlimit(self.pid, limit, (lowest_free, hard))
+        except OSError:  # not allowed here, or it has ended
+            old = None
+        else:
+            old = (soft, hard)
+        try:
+            yield old is not None
+        finally:
+            if old is not None:
+                with contextlib.suppress(OSError):  # it may have ended meanwhile
+                    resource.prlimit(self.pid, limit, old)
+
+    def listening_socket(self):
+        """A copy of the program's listening socket; None where Linux gives none.
+
+        pidfd_getfd() (Linux 5.6) copies a descriptor out of another process --
+        allowed here, the program being this process's child.  The copy is the
+        program's very socket: its address and options are what the program set.
+        The caller closes the copy; the program's own descriptor stays open.
+        """
+        try:
+            pidfd = os.pidfd_open(self.pid)
+            entries = os.listdir(f"/proc/{self.pid}/fd")
+        except (AttributeError, OSError):  # no pidfd_open (Python, kernel), or it ended
+            return None
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            for entry in entries:
+                try:
+                    if not os.readlink(f"/proc/{self.pid}/fd/{entry}").startswith("socket:"):
+                        continue
+                except OSError:
+                    continue  # closed meanwhile
+                copy = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(entry), 0)
+                if copy < 0:
+                    return None  # not allowed here (an older kernel, a sandbox)
+                sock = socket.socket(fileno=copy)
+                if (sock.family in (socket.AF_INET, socket.AF_INET6)
+                        and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                        and sock.getsockname()[1] == self.address[1]):
+                    return sock
+                sock.close()
+        finally:
+            os.close(pidfd)
+        return None
 
     def descriptors(self):
         """How many file descriptors the program has open now."""

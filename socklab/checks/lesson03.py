@@ -1,4 +1,5 @@
-"""Checks for lesson 03's exercises: make_listener(), serve_one(), queue_state().
+"""Checks for lesson 03's exercises: make_listener(), serve_one(), queue_state(), and
+the same server in C.
 
 Each check runs the learner's function against real sockets on loopback:
 
@@ -11,15 +12,27 @@ Each check runs the learner's function against real sockets on loopback:
   survive a client that connected and reset before it was accepted?
 * check_queue_state -- does it find a listener's (Recv-Q, Send-Q) in the text
   that ``ss -ltn`` prints, for the right port only?
+* check_hello_server_c -- make_listener and serve_one in one C program that
+  serves one client after another (a ``%%c NAME --compile-only`` cell).  Its
+  listening socket, copied out of the running program, meets make_listener's
+  judge; each client serve_one's (b"hello\\n", then the end of the stream), and
+  the line the program prints for it must name the client's address, as
+  serve_one returns it.  Then the clients that kill C servers: resets before
+  the server gets to them (getpeername's ENOTCONN), one that closes and resets
+  before it is greeted (SIGPIPE), a hundred in a row, a moment without free
+  descriptors (accept's EMFILE); and C's own failures (socklab.checks.c_answer).
 """
 
 import errno
+import re
 import select
 import shutil
 import socket
 import struct
 import subprocess
+import time
 
+from . import adversary, c_answer
 from .report import (
     TIME_LIMIT,
     Report,
@@ -29,7 +42,8 @@ from .report import (
     not_written,
 )
 
-__all__ = ["check_make_listener", "check_serve_one", "check_queue_state", "listen_queue"]
+__all__ = ["check_make_listener", "check_serve_one", "check_queue_state",
+           "check_hello_server_c", "listen_queue"]
 
 PYTHON_DEFAULT_BACKLOG = 128  # socket.listen() without an argument: min(SOMAXCONN, 128)
 
@@ -141,6 +155,12 @@ def _judge_listener(outcome, host, backlog):
         return Verdict.fail(
             "the socket it returned is closed.  A `with socket.socket() as s:` block\n"
             "closes s when the block ends: return the socket without a with block.")
+    return _judge_listening_socket(sock, host, backlog)
+
+
+def _judge_listening_socket(sock, host, backlog, c=False):
+    """Judge a listening socket: TCP, bound to (host, any port), listening, with
+    SO_REUSEADDR and ``backlog`` (None: any), reachable.  ``c``: hints for C."""
     if sock.type != socket.SOCK_STREAM:
         return Verdict.fail("it is not a TCP socket: a listener is made with SOCK_STREAM.")
     bound_host, port = sock.getsockname()[:2]
@@ -148,6 +168,12 @@ def _judge_listener(outcome, host, backlog):
     if port == 0:
         return Verdict.fail(f"it is not bound to an address: call bind(({host!r}, 0)).")
     if bound_host != host:
+        if bound_host in ("0.0.0.0", "::") and c:
+            return Verdict.fail(
+                f"it is bound to {bound_host!r}, the wildcard (every address of the machine),\n"
+                f"not to {host!r}: addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK) before\n"
+                "bind().  (INADDR_ANY is the wildcard; and listen() on a socket that was\n"
+                "never bound binds the wildcard by itself: did you forget bind()?)")
         if bound_host in ("0.0.0.0", "::"):
             return Verdict.fail(
                 f"it is bound to {bound_host!r}, the wildcard (every address of the machine),\n"
@@ -158,11 +184,16 @@ def _judge_listener(outcome, host, backlog):
     if not listening:
         return Verdict.fail("it is bound but not listening: call listen(backlog).")
     if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR):
+        if c:
+            return Verdict.fail("SO_REUSEADDR is not set: int on = 1;\n"
+                                "setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) "
+                                "before bind().")
         return Verdict.fail("SO_REUSEADDR is not set: call\n"
                             "setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) before bind().")
-    verdict = _judge_backlog(host, port, backlog)
-    if not verdict.passed:
-        return verdict
+    if backlog is not None:
+        verdict = _judge_backlog(host, port, backlog)
+        if not verdict.passed:
+            return verdict
     try:
         with socket.create_connection((host, port), timeout=TIME_LIMIT):
             pass
@@ -332,11 +363,23 @@ def _serve_a_client(serve_one, listener, address):
 
 
 def _judge_greeting(data, closed):
-    """Judge what the client received: exactly b"hello\\n", then the end of the stream."""
+    """Judge what the client received: exactly b"hello\\n", then the end of the stream.
+
+    The same judge for serve_one() and for the C server: its hints fit both.
+    """
     if data != GREETING:
+        if data == b"" and not closed:
+            return Verdict.fail(
+                f"the client waited {EOF_WAIT:g} s and received nothing.  This client only\n"
+                "listens: send b'hello\\n' to the connection accept() returned, first --\n"
+                "a recv() before the send waits for ever.")
         if data == b"":
             return Verdict.fail("the client received nothing: send b'hello\\n' to the"
                                 " connection accept() returned.")
+        if data == GREETING + b"\0":
+            return Verdict.fail(
+                "the client received b'hello\\n\\x00': the '\\0' that ends a C string was\n"
+                "sent too.  Send the six bytes of the text: strlen(greeting), not sizeof.")
         if data == b"hello":
             return Verdict.fail("the client received b'hello': the newline is part of the"
                                 " greeting, b'hello\\n'.")
@@ -346,8 +389,9 @@ def _judge_greeting(data, closed):
         return Verdict.fail(f"the client received {data[:40]!r}, not b'hello\\n'.")
     if not closed:
         return Verdict.fail(
-            "the client got the greeting, but the connection stayed open: close it\n"
-            "(conn.close(), or a `with conn:` block) before returning.")
+            "the client got the greeting, but the connection stayed open: close the\n"
+            "socket accept() returned once the greeting is sent (close() it, or in\n"
+            "Python use a `with conn:` block).")
     return Verdict.ok()
 
 
@@ -497,3 +541,199 @@ def _judge_queue(outcome, expected, port):
         return Verdict.fail(
             f"it returned None, but a listener with port {port} is in the table.")
     return Verdict.fail(f"it returned {value!r}; expected {expected!r} (Recv-Q, Send-Q).")
+
+
+# -- Exercise 4: make_listener and serve_one, in C ---------------------------------------
+
+HOST = "127.0.0.1"
+IN_A_ROW = 100
+WITHOUT_DESCRIPTORS = 0.5  # seconds the C server spends with no descriptor free
+
+RESET_BEFORE_ACCEPT = (
+    "This client connected, then reset the connection before the server accepted\n"
+    "it.  accept() still returns such a connection; getpeername() on it fails with\n"
+    "ENOTCONN, send() with ECONNRESET.  Those are errors of this one client: close\n"
+    "its socket and go on to the next.")
+LEFT_BEFORE_GREETING = (
+    "This client closed its side, then reset the connection, before it was greeted:\n"
+    "send() to it fails with EPIPE -- and, unless it has MSG_NOSIGNAL (or SIGPIPE is\n"
+    "ignored), also raises SIGPIPE, which ends the program.")
+NO_DESCRIPTOR_LEFT = (
+    "While it had no free descriptor, accept() failed with EMFILE.  That passes as\n"
+    "soon as clients leave: print it, wait a moment (usleep) and call accept() again,\n"
+    "as the lesson's hello_server does and accept_client() in socklab.h does.")
+
+
+def check_hello_server_c(name):
+    """Check the C server NAME, compiled by a ``%%c NAME --compile-only`` cell.
+
+    It must listen on 127.0.0.1 (any port, SO_REUSEADDR), print LISTENING
+    <port>, then do what serve_one() does for one client after another: accept,
+    print a line naming the client's address, send b"hello\\n", close.  Its
+    listening socket meets make_listener's judge, each client serve_one's; then
+    come the clients that end careless C servers, and c_answer's process checks
+    (descriptors, a busy loop, zombies).
+    """
+    report = Report(f"Checking the C server {name}.c:")
+    answer = c_answer.start(name, report)
+    if answer is None:
+        return report
+    with answer:
+        description = f"its listening socket: TCP, bound to {HOST}, SO_REUSEADDR"
+        listener = answer.listening_socket()
+        if listener is None:
+            report.add(f"{description}: not checked, this system does not let a check"
+                       " see into a running program", Verdict.ok())
+        else:
+            with listener:
+                verdict = _judge_listening_socket(listener, HOST, None, c=True)
+            report.add(description, answer.judged(verdict))
+        for description, case in C_CASES:
+            if report.add(description, case(answer)).final:
+                return report
+        description = "accept() fails with EMFILE for a while: it waits and goes on"
+        verdict = _c_out_of_descriptors(answer)
+        if verdict is None:
+            report.add(f"{description}: not checked, its limit cannot be changed here",
+                       Verdict.ok())
+        elif report.add(description, verdict).final:
+            return report
+        c_answer.check_process(answer, report)
+    return report
+
+
+def _greeted(sock):
+    """serve_one's judge, for a client of the C server: b"hello\\n", then the end."""
+    return _judge_greeting(*_read_until_eof(sock, EOF_WAIT))
+
+
+def _c_serves_a_client(answer):
+    """A client that only listens: greeted, closed, and named in the program's output."""
+    printed_before = answer.program.output.count("\n")
+
+    def client(sock):
+        verdict = _greeted(sock)
+        if verdict.passed:
+            verdict = _judge_printed_address(answer.program, sock.getsockname(), printed_before)
+        return verdict
+
+    # Any failure ends the check, as in check_serve_one: the next client would
+    # meet the same server and tell nothing new.
+    return answer.play(client).final_if_failed()
+
+
+def _judge_printed_address(program, me, printed_before):
+    """Judge the line the program printed for the client at ``me``: its IP and port."""
+    host, port = me[:2]
+    named = re.compile(rf"(?m)^(?=.*(?<![\d.]){re.escape(host)}(?![\d.]))"
+                       rf"(?=.*(?<!\d){port}(?!\d)).*$")
+    try:
+        program.wait_for_output(named, timeout=EOF_WAIT)
+        return Verdict.ok()
+    except TimeoutError:
+        pass
+    new = [line for line in program.output.splitlines()[printed_before:] if line.strip()]
+    swapped = (port & 0xFF) << 8 | port >> 8
+    if any(host in line and re.search(rf"(?<!\d){swapped}(?!\d)", line) for line in new):
+        return Verdict.fail(
+            "the line it printed for this client has the port's two bytes swapped:\n"
+            "sin_port is in network byte order; print ntohs(peer.sin_port).")
+    if any(re.search(rf"(?<!\d){port}(?!\d)", line) for line in new):
+        return Verdict.fail(
+            f"the line it printed for this client has its port but not its address,\n"
+            f"{host}: inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text) makes the text.")
+    if new:
+        return Verdict.fail(
+            f"the line it printed for this client, {new[0]!r}, does not name its\n"
+            f"address: {host} and the client's port.  Give getpeername() (or accept())\n"
+            "the size of the address structure in its length argument, every time\n"
+            "(value-result), then print inet_ntop() of sin_addr and ntohs(sin_port).")
+    return Verdict.fail(
+        f"it printed no line for this client within {EOF_WAIT:g} s.  Print one line\n"
+        f"per client naming its address, e.g. 'client {host} <port>', then\n"
+        "fflush(stdout): printf() into a pipe keeps the text in its buffer until the\n"
+        "buffer is full.")
+
+
+def _explained(answer, verdict, why):
+    """``verdict``, with ``why`` added if the program died of the case's client."""
+    if verdict.passed or answer.program.alive:
+        return verdict
+    return Verdict.fail(f"{verdict.hint}\n{why}", final=True)
+
+
+def _c_reset_before_accept(answer):
+    with answer.paused():  # the kernel completes the handshake; the program waits
+        with answer.connect() as sock:
+            adversary.reset(sock)
+    return _explained(answer, answer.play(_greeted), RESET_BEFORE_ACCEPT)
+
+
+def _c_leaves_before_greeting(answer):
+    # A FIN, then a RST, both before the program gets to the connection: the
+    # reset finds it in CLOSE_WAIT, and Linux makes the next send() fail with
+    # EPIPE (tcp_reset()) -- the error that raises SIGPIPE.
+    with answer.paused():
+        with answer.connect() as sock:
+            sock.shutdown(socket.SHUT_WR)
+            adversary.reset(sock)
+    return _explained(answer, answer.play(_greeted), LEFT_BEFORE_GREETING)
+
+
+def _c_in_a_row(answer):
+    for number in range(1, IN_A_ROW + 1):
+        verdict = answer.play(_greeted)
+        if not verdict.passed:
+            return verdict if verdict.final else Verdict.fail(
+                f"client {number} of {IN_A_ROW}: {verdict.hint}")
+    return Verdict.ok()
+
+
+def _c_out_of_descriptors(answer):
+    """A while with no descriptor free, a client waiting through it, then another
+    client; None where the program's limit cannot be changed."""
+    first = None
+    try:
+        with answer.out_of_descriptors() as limited:
+            if not limited:
+                return None
+            # A waiting accept() took its descriptor when it began: it gets this
+            # client, and the accept() after it fails.  Either way, accept()
+            # fails with EMFILE during the window, and this client is greeted
+            # at the latest when there is room again.
+            first = answer.connect()
+            verdict = _judge_emfile_window(answer)
+        if verdict.passed:
+            verdict = answer.judged(_greeted(first))
+        if verdict.passed:
+            verdict = answer.play(_greeted)  # descriptors back: it goes on
+    except OSError as exc:
+        verdict = answer.judged(
+            Verdict.fail(f"the client's socket failed: {type(exc).__name__}: {exc}"))
+    finally:
+        if first is not None:
+            first.close()
+    return _explained(answer, verdict, NO_DESCRIPTOR_LEFT)
+
+
+def _judge_emfile_window(answer):
+    before = answer.runnable_seconds()
+    time.sleep(WITHOUT_DESCRIPTORS)  # a window: its next accept() fails meanwhile
+    if (dead := answer.death()) is not None:
+        return dead
+    used = answer.runnable_seconds() - before
+    if used > WITHOUT_DESCRIPTORS / 2:
+        return Verdict.fail(
+            f"while accept() failed with EMFILE it used the CPU for {used:.1f} of"
+            f" {WITHOUT_DESCRIPTORS:g} s:\nit tries again and again.  Pause a moment"
+            " (usleep(100000)) before the next\naccept().")
+    return Verdict.ok()
+
+
+C_CASES = [
+    ("greets a client with b'hello\\n', closes, prints its address", _c_serves_a_client),
+    ("serves the next client through the same listener", _c_serves_a_client),
+    ("survives a client that resets before it is accepted", _c_reset_before_accept),
+    ("survives a client that closes and resets before it is greeted", _c_leaves_before_greeting),
+    (f"greets {IN_A_ROW} clients in a row", _c_in_a_row),
+]

@@ -14,7 +14,7 @@ EXERCISES = [
                 "A server must outlive every one of its clients"),
         Mistake("one-recv-is-the-message",
                 "while ((n = recv(", "if ((n = recv(",
-                "got back"),
+                "the client sent"),
         Mistake("never-closes",
                 "if (close(fd) < 0)", "if (fd < 0)",
                 "more file descriptors than before"),

@@ -29,6 +29,8 @@ keeps calling recv().
 
 import dataclasses
 import fcntl
+import itertools
+import select
 import socket
 import struct
 import termios
@@ -37,11 +39,12 @@ import threading
 import time
 import types
 
+from . import c_answer
 from .report import Report, Verdict, describe_error
 from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket
 
-__all__ = ["check_read_message", "check_read_lines", "frame", "pieces_of",
-           "every_split", "HEADER"]
+__all__ = ["check_read_message", "check_read_lines", "check_frame_server_c", "frame",
+           "pieces_of", "every_split", "HEADER", "MAX_FRAME"]
 
 HEADER = struct.Struct("!I")  # the length: 4 bytes, unsigned, network byte order
 MAX_CHUNK = 4096  # chunk sizes 1 ... MAX_CHUNK are tried
@@ -687,3 +690,471 @@ def _judge_splits(read_lines, splits, expected):
         if not verdict.passed:
             return Verdict.fail(f"with {label}:\n{verdict.hint}")
     return Verdict.ok()
+
+
+# ------------------------------------------------- the frame server, in C
+
+MAX_FRAME = 65_536  # the C exercise's limit: a longer frame is refused
+ANSWER_WAIT = 5.0  # seconds the C server has to answer a frame, or to close
+DIAG_TIMEOUT = 1.0  # seconds for one question to the kernel's sock_diag
+RECV_SIZE = 1 << 16
+
+NETLINK_SOCK_DIAG = 4  # <linux/netlink.h>
+SOCK_DIAG_BY_FAMILY = 20  # <linux/sock_diag.h>
+NLM_F_REQUEST = 1
+NLMSG_ERROR = 2
+TCP_ESTABLISHED, TCP_CLOSE_WAIT = 1, 8  # <netinet/tcp.h>: the states that still read
+NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: find the socket by its addresses alone
+
+
+class _ServerQueue:
+    """How many bytes wait, unread, in the server's end of one connection.
+
+    The lockstep of the every-split run asks FIONREAD of the reader's socket;
+    the C server's socket is another process's.  The kernel tells it all the
+    same through netlink (``man 7 sock_diag``, what `ss` asks): the receive
+    queue of the TCP socket with these two addresses, some 10 µs a question.
+    Where netlink is not allowed, /proc/net/tcp's rx_queue says the same,
+    slower.  A connection the server has closed has nothing waiting.
+    """
+
+    def __init__(self, server, client):
+        self.server, self.client = server, client  # (host, port): the server end's
+        self.sequence = 0                          # own address, and its peer's
+        try:
+            self.netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                         NETLINK_SOCK_DIAG)
+            self.netlink.settimeout(DIAG_TIMEOUT)
+            self._ask()
+        except OSError:  # no netlink here (a sandbox): read the table instead
+            self.close()
+
+    def close(self):
+        if getattr(self, "netlink", None) is not None:
+            self.netlink.close()
+        self.netlink = None
+
+    def waiting(self):
+        return self._ask() if self.netlink is not None else self._from_proc()
+
+    def _ask(self):
+        (shost, sport), (chost, cport) = self.server, self.client
+        sockid = (struct.pack("!HH", sport, cport) + socket.inet_aton(shost) + bytes(12)
+                  + socket.inet_aton(chost) + bytes(12)
+                  + struct.pack("=III", 0, NO_COOKIE, NO_COOKIE))
+        request = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0,
+                              0xFFFFFFFF) + sockid  # every state
+        self.sequence += 1
+        self.netlink.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY,
+                                      NLM_F_REQUEST, self.sequence, 0) + request)
+        answer = self.netlink.recv(4096)
+        if struct.unpack_from("=H", answer, 4)[0] == NLMSG_ERROR:
+            return 0  # no such socket: closed
+        state = answer[17]
+        rqueue = struct.unpack_from("=I", answer, 16 + 4 + 48 + 4)[0]
+        # A closed connection's addresses find the listener: not a reader.
+        return rqueue if state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT) else 0
+
+    def _from_proc(self):
+        def hex_address(host, port):
+            return f"{struct.unpack('<I', socket.inet_aton(host))[0]:08X}:{port:04X}"
+        local, remote = hex_address(*self.server), hex_address(*self.client)
+        with open("/proc/net/tcp") as table:
+            for line in table:
+                fields = line.split()
+                if fields[1] == local and fields[2] == remote and fields[3] in ("01", "08"):
+                    return int(fields[4].partition(":")[2], 16)
+        return 0
+
+
+@dataclasses.dataclass
+class _Exchange:
+    """What one connection to the C server saw."""
+
+    received: bytearray
+    ending: str = "open"  # "closed" (it closed: b''), "reset", or "open" (still open)
+    stalled: bool = False  # the server stopped reading what was sent
+    waited: float = 0.0  # seconds the check waited for the server at the end ...
+    busy: float = 0.0  # ... and CPU seconds the server used meanwhile
+
+    @property
+    def spinning(self):
+        return self.ending == "open" and self.busy > self.waited / 2
+
+
+def _exchange(answer, sock, pieces, messages, *, shutdown=False, until_close=False,
+              limit=ANSWER_WAIT, run_limit=None):
+    """Send ``pieces`` to the C server in lockstep on ``sock``, reading its answers.
+
+    Each piece goes once the server has read the last one (_ServerQueue): every
+    cut reaches its recv().  Then the check waits for the frames of
+    ``messages`` to come back; with ``shutdown`` it closes its side (SHUT_WR)
+    and, with ``until_close`` too, waits for the server to close.  It stops at
+    the first byte that is not the expected one (with the rest of that frame's
+    answer, if it comes), and never waits for more than ``limit`` seconds at a
+    time (``run_limit`` in all).
+    """
+    expected = b"".join(frame(m) for m in messages)
+    ends = list(itertools.accumulate(len(frame(m)) for m in messages))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    ex = _Exchange(bytearray())
+    queue = _ServerQueue(answer.address, sock.getsockname())
+    stop_at = time.monotonic() + (run_limit or float("inf"))
+    wrong = []  # the offset of the first wrong byte, once there is one
+
+    def take(timeout):
+        """Read what has come within ``timeout`` s; False once the exchange is over."""
+        if ex.ending != "open":
+            return False
+        readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
+        if readable:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except ConnectionResetError:
+                ex.ending = "reset"
+                return False
+            except BlockingIOError:
+                return True
+            if not data:
+                ex.ending = "closed"
+                return False
+            at = len(ex.received)
+            ex.received += data
+            if not wrong and ex.received[at:] != expected[at:at + len(data)]:
+                wrong.append(next(i for i in range(at, len(ex.received))
+                                  if i >= len(expected) or ex.received[i] != expected[i]))
+        return True
+
+    def answered():
+        if wrong:  # that frame's answer, as far as it goes: for the hint
+            frame_end = next((end for end in ends if end > wrong[0]), wrong[0] + 4)
+            return len(ex.received) >= frame_end
+        return len(ex.received) >= len(expected)
+
+    def give(piece):
+        view = memoryview(piece)
+        deadline = min(time.monotonic() + limit, stop_at)
+        while view and ex.ending == "open":
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                ex.stalled = True
+                return False
+            readable, writable, _ = select.select([sock], [sock], [], remaining)
+            if readable and not take(0):  # its answers: read them while sending
+                return False
+            if not writable:
+                continue
+            try:
+                count = sock.send(view)
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                ex.ending = "reset"
+                return False
+            view = view[count:]
+        # Lockstep: the next piece goes once the server has taken this one.
+        deadline = min(time.monotonic() + PIECE_WAIT, stop_at)
+        while queue.waiting() and take(POLL):
+            if time.monotonic() > deadline:
+                ex.stalled = True
+                return False
+        return ex.ending == "open" and not wrong
+
+    def cpu():
+        try:
+            return answer.runnable_seconds()
+        except OSError:  # it has ended: judged() says how
+            return 0.0
+
+    try:
+        for piece in pieces:
+            if not give(piece) or time.monotonic() > stop_at:
+                break
+        started, used = time.monotonic(), cpu()
+        deadline = min(started + limit, stop_at)
+        while not answered() and take(deadline - time.monotonic()):
+            if time.monotonic() >= deadline:
+                break
+        if not wrong and answered() and (shutdown or until_close) and ex.ending == "open":
+            if shutdown:
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:  # it reset the connection meanwhile
+                    ex.ending = "reset"
+            started, used = time.monotonic(), cpu()
+            deadline = started + limit
+            while take(deadline - time.monotonic()) and time.monotonic() < deadline:
+                pass
+        ex.waited = time.monotonic() - started
+        ex.busy = cpu() - used if ex.ending == "open" else 0.0
+    finally:
+        queue.close()
+    return ex
+
+
+C_SPIN_HINT = (
+    "it used the CPU for {busy:.1f} of the {waited:.1f} s the check waited: a loop "
+    "that spins.\nrecv() returned 0 -- a client has closed, no more bytes will ever "
+    "come -- and the\nloop called it again.  Stop reading on 0, and close the connection.")
+
+C_ONE_RECV_HINT = (
+    "One recv() returns what has arrived so far, at most what you asked for -- not "
+    "a\nwhole header or message.  Call it in a loop until you have them all.")
+
+
+def _swapped(length):
+    """``length`` as a 4-byte header read in host byte order (little-endian here)."""
+    return struct.unpack("<I", HEADER.pack(length))[0]
+
+
+def _byte_order_note(message):
+    header = HEADER.pack(len(message))
+    return (f"Read without ntohl(), on this little-endian machine, the header\n{header!r} "
+            f"is {_swapped(len(message)):,}: more than MAX_FRAME ({MAX_FRAME:,}).  Put the "
+            "4 bytes\nthrough ntohl() first.")
+
+
+def _judge_frames(ex, messages, limit=ANSWER_WAIT, cut=False):
+    """Judge the answers the C server sent: one frame back for each frame, the same.
+
+    A pass, or what went wrong with the first frame that did not come back
+    whole and right.  ``cut``: the frames came in pieces, after frames in one
+    piece had passed -- so the byte order is not what went wrong.
+    """
+    got = bytes(ex.received)
+    start = 0
+    for number, message in enumerate(messages, 1):
+        want = frame(message)
+        if got[start:start + len(want)] != want:
+            break
+        start += len(want)
+    else:
+        if len(got) > start:
+            return Verdict.fail(f"it sent back more than the frames it got: "
+                                f"{_show(got[start:])} after the last answer.")
+        return Verdict.ok()
+    reply = got[start:]
+    what = f"frame {number} (a {len(message):,}-byte message)"
+    if want.startswith(reply):
+        return _judge_missing(ex, message, what, reply, limit, cut)
+    return _judge_wrong(message, what, reply)
+
+
+def _judge_missing(ex, message, what, reply, limit, cut):
+    """The answer to ``what`` did not come (``reply``: as much of it as came)."""
+    size = len(frame(message))
+    if ex.ending != "open":
+        if reply:
+            return Verdict.fail(
+                f"it closed the connection after {len(reply):,} of the {size:,} bytes of "
+                f"its answer to {what}.\nsend() may take fewer bytes than asked: "
+                "send_all() sends them all.")
+        hint = f"it closed the connection without answering {what}.\n"
+        if _swapped(len(message)) > MAX_FRAME and not cut:  # every frame would say it
+            return Verdict.fail(hint + "Did it take the length for more than MAX_FRAME?\n"
+                                + _byte_order_note(message), final=True)
+        if len(message) == MAX_FRAME:
+            hint += ("A frame of exactly MAX_FRAME bytes is allowed: refuse only longer "
+                     "ones (>, not >=).\nOr did a recv() return fewer bytes than it asked "
+                     "for?\n")
+        else:
+            hint += "Did a recv() return fewer bytes than it asked for?\n"
+        return Verdict.fail(hint + C_ONE_RECV_HINT)
+    if ex.spinning:
+        return Verdict.fail(C_SPIN_HINT.format(busy=ex.busy, waited=ex.waited), final=True)
+    if ex.stalled:
+        return Verdict.fail(
+            f"it stopped reading in the middle of {what}: the bytes sent to it wait, "
+            f"unread,\nin its socket.  Read each frame to its end, then send the answer.")
+    hint = f"it did not answer {what} within {limit:g} s"
+    if reply:
+        return Verdict.fail(hint + f": {_bytes(len(reply))} of the {size:,} came.\n"
+                            "Send the whole answer at once: the length, then all of the message.")
+    hint += ": is it still waiting in recv() for bytes the client never sent?"
+    if _swapped(len(message)) > MAX_FRAME and not cut:
+        hint += "\n" + _byte_order_note(message)
+    else:
+        hint += ("\nAsk only for what the frame still needs: 4 bytes for the header, "
+                 "then its length.")
+    return Verdict.fail(hint)
+
+
+def _judge_wrong(message, what, reply):
+    """The answer to ``what`` is ``reply`` (as much of it as came): not the same frame."""
+    if len(reply) >= 4:
+        (length,) = HEADER.unpack(reply[:4])
+        if length == len(message):
+            return Verdict.fail(
+                f"its answer to {what} has the right length but other bytes:\n"
+                f"{_show(reply[4:])}, expected {_show(message)}.")
+        if length == _swapped(len(message)):  # every answer would say it: final
+            return Verdict.fail(
+                f"its answer to {what} starts with {reply[:4]!r}:\nread in network byte "
+                f"order, a length of {length:,}.  The length went out in host byte\norder: "
+                "put it through htonl() before sending it.", final=True)
+    if message and reply.startswith(message):
+        return Verdict.fail(
+            f"it sent back {what} without its 4-byte length: answer with a whole frame, "
+            "the length\nfirst (htonl()), then the message.")
+    return Verdict.fail(f"it answered {what} with {_show(reply)}, expected "
+                        f"{_show(frame(message))}.")
+
+
+def _echo_case(answer, messages, pieces=None):
+    """A client for answer.play(): it sends the frames of ``messages`` (in ``pieces``)
+    and judges what comes back."""
+    sent = b"".join(frame(m) for m in messages)
+
+    def client(sock):
+        ex = _exchange(answer, sock, pieces or [sent], messages)
+        return _judge_frames(ex, messages)
+    return client
+
+
+def _clean_end_case(answer):
+    def client(sock):
+        ex = _exchange(answer, sock, [frame(b"last")], [b"last"], shutdown=True,
+                       until_close=True)
+        verdict = _judge_frames(ex, [b"last"])
+        if not verdict.passed or ex.ending != "open":
+            return verdict
+        if ex.spinning:
+            return Verdict.fail(C_SPIN_HINT.format(busy=ex.busy, waited=ex.waited), final=True)
+        return Verdict.fail(
+            f"it did not close the connection within {ANSWER_WAIT:g} s of the client "
+            "closing its side.\nrecv() returns 0 before the first byte of a header: "
+            "that is the clean end of this\nclient.  Close its socket, and serve the next "
+            "one.", final=True)
+    return client
+
+
+def _closing_case(answer, pieces, where, refused=False):
+    """A client that sends ``pieces`` -- a broken frame, or one too long -- and waits for
+    the server to close the connection (``refused``: a frame too long, and the
+    client keeps its side open)."""
+
+    def client(sock):
+        ex = _exchange(answer, sock, pieces, [], shutdown=not refused, until_close=True)
+        (length,) = HEADER.unpack(pieces[0][:4].ljust(4, b"\0"))
+        if ex.received:
+            if refused and bytes(ex.received) == pieces[0][:len(ex.received)]:
+                return Verdict.fail(
+                    f"it answered a frame of {_bytes(length)}, more than MAX_FRAME "
+                    f"({MAX_FRAME:,}).\nRefuse such a frame: check the length as soon as "
+                    "the header is in, and close the\nconnection without reading the "
+                    "message.")
+            return Verdict.fail(f"it sent back {_show(ex.received)} when the client "
+                                f"{where}: a frame never came whole.\nSend an answer only "
+                                "once all of its frame has come.")
+        if ex.ending != "open":
+            return Verdict.ok()
+        if ex.spinning:
+            return Verdict.fail(C_SPIN_HINT.format(busy=ex.busy, waited=ex.waited), final=True)
+        if not refused:
+            return Verdict.fail(
+                f"it did not close the connection within {ANSWER_WAIT:g} s after the "
+                f"client {where}.\nrecv() returned 0 in the middle of a frame: the frame "
+                "is broken and no more\nbytes will come.  Close that connection, and serve "
+                "the next client.", final=True)
+        return Verdict.fail(
+            f"it neither answered nor closed the connection within {ANSWER_WAIT:g} s: "
+            f"is it waiting\nfor the {_bytes(length)} the header announced?  Check the "
+            f"length against MAX_FRAME\n({MAX_FRAME:,}) as soon as the header is in, and "
+            "close the connection if it is longer:\na server that reads (or mallocs) "
+            "whatever length a client announces can be\nmade to wait, or to take 4 GB, by "
+            "anyone.")
+    return client
+
+
+def _then_goes_on(answer, verdict, probe):
+    """After a connection the server had to close: it must still serve the next client
+    (a server that died closing it is named here, with its sanitizer's report)."""
+    if not verdict.passed:
+        return verdict
+    after = answer.play(probe)
+    if after.passed or after.final:
+        return after
+    return Verdict.fail(f"it closed that connection; then a client with one frame "
+                        f"got this:\n{after.hint}")
+
+
+def _split_run(answer):
+    """A client for answer.play(): _plan()'s every-split stream, frames echoed back."""
+    plan = _plan()
+    pieces = [piece for _, stream_pieces, _ in plan for piece in stream_pieces]
+    where = [(label, number) for label, _, messages in plan
+             for number, _ in enumerate(messages, 1)]
+    messages = [message for _, _, stream_messages in plan for message in stream_messages]
+
+    def client(sock):
+        ex = _exchange(answer, sock, pieces, messages, run_limit=RUN_LIMIT)
+        verdict = _judge_frames(ex, messages, cut=True)
+        if verdict.passed:
+            return verdict
+        position = done = 0  # the frames echoed whole and right, before the failure
+        for message in messages:
+            if ex.received[position:position + len(frame(message))] != frame(message):
+                break
+            position += len(frame(message))
+            done += 1
+        label, number = where[min(done, len(where) - 1)]
+        hint = verdict.hint.replace(f"frame {done + 1} (", f"frame {number} (", 1)
+        return dataclasses.replace(verdict, hint=f"with {label}, message {number}:\n{hint}")
+    return client
+
+
+def check_frame_server_c(name):
+    """Check the C frame server NAME, compiled by a ``%%c NAME --compile-only`` cell.
+
+    It listens on 127.0.0.1 (any port), prints LISTENING <port>, and sends each
+    client's length-prefixed frames back, one frame for each, until the client
+    closes; a broken frame, or one longer than MAX_FRAME, ends that client's
+    connection.  It meets check_read_message's streams -- one frame, two in one
+    segment, every chunk size and every cut inside a character -- played in
+    lockstep with its recv() (_ServerQueue); clients that close inside a
+    frame; frames too long; then C's own failures (c_answer.check_process).
+    """
+    report = Report(f"Checking the C frame server {name}.c:")
+    answer = c_answer.start(name, report)
+    if answer is None:
+        return report
+    probe = _echo_case(answer, [b"one more frame"])
+    two = [b"first message", "second: 你好".encode()]
+    streams, pieces, frames = plan_size()
+    too_long = bytes(i % 251 for i in range(MAX_FRAME + 1))
+    cases = [
+        ("one frame, b'hello', sent in one piece: the same frame back",
+         lambda: answer.play(_echo_case(answer, [b"hello"]))),
+        ("two frames sent with one sendall(): two frames back",
+         lambda: answer.play(_echo_case(answer, two, [frame(two[0]) + frame(two[1])]))),
+        ("a frame of 0 bytes: a frame of 0 bytes back",
+         lambda: answer.play(_echo_case(answer, [b""]))),
+        (f"a frame of {MAX_FRAME:,} bytes, MAX_FRAME: the same frame back",
+         lambda: answer.play(_echo_case(answer, [too_long[:MAX_FRAME]]))),
+        ("the client closes after a frame: the server closes that connection too",
+         lambda: answer.play(_clean_end_case(answer))),
+        (f"{frames:,} frames in {pieces:,} pieces: every chunk size from 1 to "
+         f"{MAX_CHUNK:,},\n        and every cut inside a multi-byte character",
+         lambda: answer.play(_split_run(answer))),
+        ("the client closes inside a header: the server closes that connection and goes on",
+         lambda: _then_goes_on(answer, answer.play(_closing_case(
+             answer, [HEADER.pack(10)[:2]], "closed after 2 bytes of a header")), probe)),
+        ("the client closes inside a message: the server closes that connection and goes on",
+         lambda: _then_goes_on(answer, answer.play(_closing_case(
+             answer, [HEADER.pack(10) + b"abc"], "closed after 3 of a frame's 10 bytes")),
+             probe)),
+        (f"a frame of {MAX_FRAME + 1:,} bytes, one more than MAX_FRAME: refused (the "
+         "connection closed)",
+         lambda: _then_goes_on(answer, answer.play(_closing_case(
+             answer, [frame(too_long)], "sent too long a frame", refused=True)), probe)),
+        (f"a header announcing {0xFFFFFFFF:,} bytes: refused at once",
+         lambda: _then_goes_on(answer, answer.play(_closing_case(
+             answer, [HEADER.pack(0xFFFFFFFF)], "announced 4 GB", refused=True)), probe)),
+    ]
+    with answer:
+        for description, case in cases:
+            if report.add(description, case()).final:
+                return report
+        c_answer.check_process(answer, report, probe=probe)
+    return report

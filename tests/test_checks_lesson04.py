@@ -3,6 +3,8 @@
 Every check runs on real sockets on loopback, so these tests do too.
 """
 
+import os
+import pathlib
 import socket
 
 import socklab
@@ -286,3 +288,46 @@ def test_the_checks_leave_nothing_running():
 
 def test_the_checks_module_is_reachable_from_socklab_checks():
     assert socklab.checks.lesson04.check_recv_exact is lesson04.check_recv_exact
+
+
+# ------------------------------------------------------------- the client in C
+# The solution and the typical wrong answers are in tests/c_exercises/lesson04.py
+# (tests/test_c_exercises.py); these look at what the check's servers really do.
+
+
+def c_solution():
+    import nbformat
+
+    nb = nbformat.read(pathlib.Path(__file__).parent.parent / "notebooks" / "en"
+                       / "04-tcp-client.ipynb", as_version=4)
+    cells = [cell.source for cell in nb.cells
+             if cell.source.startswith("%%c my_client --compile-only")]
+    return cells[-1].partition("\n")[2]
+
+
+def test_client_check_really_interrupts_a_send():
+    socklab.c.compile(c_solution(), "my_client", sanitize=True)
+    peer = lesson04._Peer(lesson04.SLOW_SIZE)
+    run = lesson04._run_client("my_client", peer, lesson04.SLOW_SIZE, reads_late=True,
+                               reply="all")
+    assert peer.interrupted  # it waited in send(), and was made to return early
+    assert run.said_correct(lesson04.SLOW_SIZE)
+    assert bytes(peer.received) == lesson04._pattern(lesson04.SLOW_SIZE)
+
+
+def test_client_check_sends_the_echo_in_pieces_read_one_by_one():
+    socklab.c.compile(c_solution(), "my_client", sanitize=True)
+    peer = lesson04._Peer(lesson04.CLIENT_SIZE)
+    run = lesson04._run_client("my_client", peer, lesson04.CLIENT_SIZE, reply="echo")
+    assert run.said_correct(lesson04.CLIENT_SIZE)
+    assert peer.pieces_read > 1 and peer.delivered == lesson04.CLIENT_SIZE
+
+
+def test_client_check_leaves_nothing_running():
+    socklab.c.compile(c_solution(), "my_client")
+    assert lesson04.check_client_c("my_client").ok
+    names = [thing.name for thing in socklab.running()]
+    assert not [name for name in names if name.startswith("check-")]
+    children = pathlib.Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text()
+    assert not [pid for pid in children.split()
+                if b"my_client" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()]

@@ -10,7 +10,9 @@ class Mistake(typing.NamedTuple):
     id: str
     old: str  # text in the solution ...
     new: str  # ... replaced by this
-    expected: str  # words the check's hint must contain
+    # words the check's hints must contain; a tuple: any one of them (where the
+    # same mistake shows in more than one way, depending on timing)
+    expected: typing.Union[str, tuple]
 
 
 class Exercise(typing.NamedTuple):

@@ -14,7 +14,10 @@ EXERCISES = [
                 "A server must outlive every one of its clients"),
         Mistake("one-recv-is-the-message",
                 "while ((n = recv(", "if ((n = recv(",
-                "the client sent"),
+                # the byte-at-a-time client sees the echo end, or a reset
+                # under load; the 1 MiB client sees the connection end early
+                ("the client sent", "before the client had finished",
+                 "the client's socket failed")),
         Mistake("never-closes",
                 "if (close(fd) < 0)", "if (fd < 0)",
                 "more file descriptors than before"),

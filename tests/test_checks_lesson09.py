@@ -6,6 +6,7 @@ Every check runs on real sockets on loopback, so these tests do too.
 import codecs
 import socket
 import struct
+import time
 
 from socklab.checks import lesson09
 
@@ -405,3 +406,46 @@ def test_split_evenly():
     assert ui.split_evenly(b"abcdefg", 3) == [b"abc", b"de", b"fg"]
     assert ui.split_evenly(b"ab", 5) == [b"a", b"b"]
     assert ui.split_evenly(b"", 3) == [b""]
+
+
+# ------------------------------------------------------ the frame server, in C
+
+
+def test_the_server_queue_reads_the_same_from_netlink_and_from_proc():
+    """_ServerQueue says what FIONREAD says of the server's socket, by either road."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        with socket.create_connection(listener.getsockname(), timeout=5) as client:
+            server, _ = listener.accept()
+            ends = (server.getsockname(), client.getsockname())
+            netlink, proc = lesson09._ServerQueue(*ends), lesson09._ServerQueue(*ends)
+            proc.close()  # without netlink: /proc/net/tcp
+            try:
+                assert netlink.netlink is not None
+                assert (netlink.waiting(), proc.waiting()) == (0, 0)
+                client.sendall(b"12345")
+                deadline = time.monotonic() + 5
+                while lesson09._waiting_bytes(server) < 5:  # loopback: at once, or nearly
+                    assert time.monotonic() < deadline
+                    time.sleep(0.001)
+                assert (netlink.waiting(), proc.waiting()) == (5, 5)
+                server.recv(2)
+                assert (netlink.waiting(), proc.waiting()) == (3, 3)
+                server.close()  # closed: nothing waits to be read
+                assert (netlink.waiting(), proc.waiting()) == (0, 0)
+            finally:
+                netlink.close()
+
+
+def test_the_judge_of_the_frames_sent_back():
+    ex = lesson09._Exchange(bytearray(lesson09.frame(b"hello")), ending="closed")
+    assert lesson09._judge_frames(ex, [b"hello"]).passed
+    swapped = lesson09._Exchange(bytearray(struct.pack("<I", 5) + b"hello"))
+    verdict = lesson09._judge_frames(swapped, [b"hello"])
+    assert verdict.final and "htonl()" in verdict.hint
+    refused = lesson09._Exchange(bytearray(), ending="closed")
+    verdict = lesson09._judge_frames(refused, [b"hello"])
+    assert verdict.final and "ntohl()" in verdict.hint
+    cut = lesson09._judge_frames(refused, [b"hello"], cut=True)
+    assert not cut.final and "what has arrived so far" in cut.hint
+    spinning = lesson09._Exchange(bytearray(), waited=5.0, busy=4.9)
+    assert "spins" in lesson09._judge_frames(spinning, [b"hello"]).hint

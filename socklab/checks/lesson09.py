@@ -1,4 +1,4 @@
-"""Checks for lesson 09's exercises: read_message() and read_lines().
+"""Checks for lesson 09's exercises: read_message(), read_lines(), and a frame server in C.
 
 Both read messages from a TCP stream, so both are tried against a sender that
 cuts the stream into pieces -- at every chunk size, and inside every multi-byte
@@ -25,6 +25,14 @@ keeps calling recv().
   frame cut short.
 * check_read_lines: a generator of UTF-8 lines (str, without the newline),
   newline-delimited, until the peer closes.
+* check_frame_server_c: the learner's whole server in C (a ``%%c NAME
+  --compile-only`` cell), which sends each frame back, meets the same streams
+  as read_message -- in lockstep too: the next piece goes once the server's end
+  of the connection has nothing unread, which the kernel tells through netlink
+  (_ServerQueue) -- then clients that close inside a frame, a frame longer than
+  MAX_FRAME and a header announcing 4 GB (refused: the connection closed, the
+  server going on), then C's own failures (socklab.checks.c_answer): SIGPIPE,
+  a reset before the server reads, leaked descriptors, a busy loop, zombies.
 """
 
 import dataclasses
@@ -747,7 +755,10 @@ class _ServerQueue:
         self.sequence += 1
         self.netlink.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY,
                                       NLM_F_REQUEST, self.sequence, 0) + request)
-        answer = self.netlink.recv(4096)
+        while True:  # the answer to this question (not one left from an earlier one)
+            answer = self.netlink.recv(4096)
+            if struct.unpack_from("=I", answer, 8)[0] == self.sequence:
+                break
         if struct.unpack_from("=H", answer, 4)[0] == NLMSG_ERROR:
             return 0  # no such socket: closed
         state = answer[17]
@@ -970,7 +981,7 @@ def _judge_missing(ex, message, what, reply, limit, cut):
     hint = f"it did not answer {what} within {limit:g} s"
     if reply:
         return Verdict.fail(hint + f": {_bytes(len(reply))} of the {size:,} came.\n"
-                            "Send the whole answer at once: the length, then all of the message.")
+                            "Send the whole answer: the length, then all of the message.")
     hint += ": is it still waiting in recv() for bytes the client never sent?"
     if _swapped(len(message)) > MAX_FRAME and not cut:
         hint += "\n" + _byte_order_note(message)
@@ -990,9 +1001,9 @@ def _judge_wrong(message, what, reply):
                 f"{_show(reply[4:])}, expected {_show(message)}.")
         if length == _swapped(len(message)):  # every answer would say it: final
             return Verdict.fail(
-                f"its answer to {what} starts with {reply[:4]!r}:\nread in network byte "
-                f"order, a length of {length:,}.  The length went out in host byte\norder: "
-                "put it through htonl() before sending it.", final=True)
+                f"its answer to {what} starts with {reply[:4]!r}:\nin network byte order, "
+                f"a length of {length:,}.  The length went out in host\nbyte order: put it "
+                "through htonl() before sending it.", final=True)
     if message and reply.startswith(message):
         return Verdict.fail(
             f"it sent back {what} without its 4-byte length: answer with a whole frame, "
@@ -1058,12 +1069,11 @@ def _closing_case(answer, pieces, where, refused=False):
                 "is broken and no more\nbytes will come.  Close that connection, and serve "
                 "the next client.", final=True)
         return Verdict.fail(
-            f"it neither answered nor closed the connection within {ANSWER_WAIT:g} s: "
-            f"is it waiting\nfor the {_bytes(length)} the header announced?  Check the "
-            f"length against MAX_FRAME\n({MAX_FRAME:,}) as soon as the header is in, and "
-            "close the connection if it is longer:\na server that reads (or mallocs) "
-            "whatever length a client announces can be\nmade to wait, or to take 4 GB, by "
-            "anyone.")
+            f"it neither answered nor closed the connection within {ANSWER_WAIT:g} s: is it "
+            f"waiting for the\n{_bytes(length)} the header announced?  Check the length "
+            f"against MAX_FRAME ({MAX_FRAME:,})\nas soon as the header is in, and close the "
+            "connection if it is longer: a server\nthat reads (or mallocs) whatever length "
+            "a client announces can be made to wait,\nor to take 4 GB, by anyone.")
     return client
 
 

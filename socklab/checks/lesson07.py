@@ -10,13 +10,28 @@ Both run the learner's function on real UDP sockets on loopback:
 * check_probe: three UDP ports on 127.0.0.1 -- one that answers, one where
   nothing is bound (the kernel answers with ICMP "port unreachable"), one that
   receives but never answers.
+* check_udp_echo_server_c: the learner's UDP echo server in C (a
+  ``%%c NAME --compile-only`` cell), built with the sanitizers and started by
+  socklab.checks.c_answer.  UDP's own hostile peers: binary data with NUL bytes,
+  an empty datagram (recvfrom() returns 0: not an end), the largest datagram
+  (65,507 bytes: a smaller buffer truncates it), ten clients interleaved (each
+  reply to its own sender), and a client gone before its reply, whose ICMP "port
+  unreachable" the server's socket is made to hear (IP_RECVERR): its next
+  recvfrom() fails once with ECONNREFUSED, and it must go on.  Then
+  c_answer.check_process without the TCP cases: CPU while idle, zombies.
 
 The learner's code runs in a helper thread with a time limit.  A function that
 waits forever in recv() is woken by a datagram sent straight to its socket, so no
 thread is left behind.
 """
 
+import ctypes
+import dataclasses
+import os
+import random
+import select
 import socket
+import time
 
 from ..relay import CLIENT_TO_SERVER, LossyRelay
 from ..servers import UDPEchoServer, serve
@@ -28,9 +43,11 @@ from .report import (
     describe_error,
     not_written,
 )
+from . import c_answer
 from .watched import CheckStopped, call_watched
 
-__all__ = ["CheckStopped", "arrival_order", "check_receive_numbered", "check_probe"]
+__all__ = ["CheckStopped", "arrival_order", "check_receive_numbered", "check_probe",
+           "check_udp_echo_server_c"]
 
 QUIET = 0.5  # the timeout the check passes to receive_numbered()
 
@@ -349,4 +366,342 @@ def check_probe(probe):
                     break
     finally:
         silent.server.stop()
+    return report
+
+
+# ------------------------------------------------------- the UDP echo server in C
+
+REPLY_WAIT = 5.0  # seconds a reply has to come; a right answer comes at once
+LARGEST = 65_507  # the largest UDP datagram over IPv4: 65,535 - 20 - 8
+CLIENTS = 10  # the interleaved clients
+ROUNDS = 3  # datagrams each of them sends
+SYS_PIDFD_GETFD = 438  # pidfd_getfd(2), Linux 5.6: one number on every architecture
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # man 7 ip; 11 on Linux
+
+BINARY = b"bin\x00ary\x00\xff\xfe\x00data"  # NUL bytes inside, none at the end
+RANDOM_BYTES = random.Random(7).randbytes(LARGEST)  # the same every run
+
+EMPTY_HINT = (
+    "recvfrom() returned 0: a datagram of 0 bytes, not the end of anything (UDP\n"
+    "has no connection to end).  Answer it like any other, with sendto(fd, buf,\n"
+    "0, ...), and go on.")
+STRLEN_HINT = (
+    "A datagram's length is what recvfrom() returned (n), not strlen(buf): the\n"
+    "data may hold NUL bytes, and nothing ends it with one.  Send n bytes back.")
+ADDRESS_HINT = (
+    "Each reply goes to the address recvfrom() gave for that datagram: a UDP\n"
+    "server has one socket for all its clients, and the address is all that\n"
+    "tells them apart.")
+REFUSED_HINT = (
+    "the datagram was refused: ICMP \"port unreachable\" came back, as if no\n"
+    "socket were bound to the server's port for it.  A UDP socket that has\n"
+    "connect()ed hears its one peer only: a server does not connect(); it\n"
+    "answers with sendto() to the address recvfrom() gave.")
+GONE_HINT = (
+    "A client had gone before its reply; its kernel answered with ICMP \"port\n"
+    "unreachable\".  The check had the server's socket told of it (IP_RECVERR, as\n"
+    "a connected UDP socket is told): its next recvfrom() failed with\n"
+    "ECONNREFUSED.  That error belongs to one datagram: print it and go on.")
+
+
+def _show(data, limit=24):
+    """A few bytes of ``data`` for a hint: short ones whole, long ones by size."""
+    if len(data) <= limit:
+        return repr(data)
+    return f"{len(data):,} bytes"
+
+
+def _udp_client(answer):
+    """A client socket, connected: it hears only the server (and ECONNREFUSED)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.connect(answer.address)
+    return sock
+
+
+class _Session:
+    """The program under check and its first client, who stays to the end.
+
+    A server that sends every reply to the first address it saw sends them to
+    this socket: ``replies()`` watches it, so that mistake is named at once
+    instead of as a reply that never came.
+    """
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.first = _udp_client(answer)
+        self.stray = []  # replies the first client got that were not its own
+
+    def close(self):
+        self.first.close()
+
+    def replies(self, expected, enough=None):
+        """Read until each socket of ``expected`` (socket -> count) has its replies.
+
+        Returns {socket: [bytes or OSError, ...]}.  Waits for events -- select()
+        on the sockets, on the first client (a stray reply ends the wait) and on
+        a pidfd of the server, readable when it ends -- at most REPLY_WAIT;
+        or until ``enough(got)`` says the replies so far decide the case.
+        """
+        got = {sock: [] for sock in expected}
+        try:
+            pidfd = os.pidfd_open(self.answer.pid)
+        except (AttributeError, OSError):
+            pidfd = None  # no pidfd here (old Python, kernel): look now and then
+        watched = list(expected) + [self.first] * (self.first not in expected)
+        watched += [pidfd] if pidfd is not None else []
+        try:
+            deadline = time.monotonic() + REPLY_WAIT
+            while any(len(got[sock]) < count for sock, count in expected.items()):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.stray or (enough is not None and enough(got)):
+                    break
+                if pidfd is None and not self.answer.program.alive:
+                    break
+                ready, _, _ = select.select(watched, [], [],
+                                            left if pidfd is not None else min(left, 0.1))
+                if pidfd in ready:
+                    break  # it ended: nothing more will come
+                for sock in ready:
+                    data = self._read(sock)
+                    if sock in got:
+                        got[sock].append(data)
+                    elif data is not None:
+                        self.stray.append(data)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        return got
+
+    @staticmethod
+    def _read(sock):
+        try:
+            return sock.recv(65_536)
+        except OSError as exc:  # ECONNREFUSED on a connected socket: nobody there
+            return exc
+
+    def strayed(self):
+        """A final Verdict if a reply went to the first client instead, else None."""
+        if not self.stray:
+            return None
+        return Verdict.fail(
+            f"the reply ({_show(self.stray[0])}) went to the check's first client,\n"
+            "not to the socket that sent the datagram.\n" + ADDRESS_HINT, final=True)
+
+
+def _judge_reply(sent, replies):
+    """One datagram ``sent``, ``replies`` what came back to its socket."""
+    if not replies:
+        return Verdict.fail(
+            f"no reply to {_show(sent)} within {REPLY_WAIT:g} s.\n"
+            "Send every datagram back with sendto(), to the address recvfrom() gave\n"
+            "(and do not connect() the server's socket: then it hears one client only).",
+            final=True)
+    got = replies[0]
+    if isinstance(got, ConnectionRefusedError):
+        return Verdict.fail(REFUSED_HINT, final=True)
+    if isinstance(got, OSError):
+        return Verdict.fail(f"the reply did not come: {describe_error(got)}")
+    if got == sent:
+        return Verdict.ok()
+    if len(got) < len(sent) and sent.startswith(got):
+        if b"\0" in sent and len(got) == sent.index(b"\0"):
+            return Verdict.fail(
+                f"it sent {_show(sent)};\nthe reply stopped at the first NUL byte: "
+                f"{_show(got)}.\n" + STRLEN_HINT, final=True)
+        return Verdict.fail(
+            f"{len(got):,} of the {len(sent):,} bytes came back: the datagram was "
+            "truncated.\nrecvfrom() into a buffer of "
+            f"{len(got):,} bytes takes that much of a longer datagram\nand the rest "
+            f"is lost, silently.  The buffer must hold the largest datagram,\n"
+            f"{LARGEST:,} bytes (65,535 minus the IP and UDP headers).")
+    if len(got) > len(sent) and got.startswith(sent):
+        return Verdict.fail(
+            f"it sent {_show(sent)}; the reply had {len(got) - len(sent):,} bytes more:\n"
+            "what the buffer held from before.\n" + STRLEN_HINT, final=True)
+    return Verdict.fail(f"it sent {_show(sent)}; the reply was {_show(got)}.")
+
+
+def _case_first(session):
+    session.first.send(b"hello, UDP")
+    return _judge_reply(b"hello, UDP", session.replies({session.first: 1})[session.first])
+
+
+def _case_one(session, data):
+    with _udp_client(session.answer) as sock:
+        sock.send(data)
+        got = session.replies({sock: 1})[sock]
+    strayed = session.strayed()
+    return _judge_reply(data, got) if strayed is None else strayed
+
+
+def _case_empty(session):
+    # The empty datagram, then one with bytes: the second reply tells at once
+    # whether the first was skipped, without waiting for a reply that never comes.
+    after = b"and one after it"
+    with _udp_client(session.answer) as sock:
+        with session.answer.paused():  # both wait in its queue: one recvfrom() each
+            sock.send(b"")
+            sock.send(after)
+        got = session.replies({sock: 2}, enough=lambda got: got[sock][:1] == [after])[sock]
+    if (strayed := session.strayed()) is not None:
+        return strayed
+    if not got:
+        return Verdict.fail(
+            f"no reply to the empty datagram within {REPLY_WAIT:g} s.\n{EMPTY_HINT}")
+    if got[0] == after:
+        return Verdict.fail(
+            f"no reply to the empty datagram; the one after it got its reply.\n{EMPTY_HINT}")
+    if isinstance(got[0], OSError):
+        return _judge_reply(b"", got)
+    if got[0] != b"":
+        return Verdict.fail(
+            f"the reply to an empty datagram was {_show(got[0])}: it must be empty too.\n"
+            + STRLEN_HINT, final=True)
+    return _judge_reply(after, got[1:])
+
+
+def _case_many(session):
+    answer = session.answer
+    socks = [_udp_client(answer) for _ in range(CLIENTS)]
+    try:
+        sent = {sock: [b"client %d, datagram %d" % (i, r) for r in range(1, ROUNDS + 1)]
+                for i, sock in enumerate(socks, 1)}
+        with answer.paused():  # all of them wait in its queue, interleaved
+            for r in range(ROUNDS):
+                for sock in socks:
+                    sock.send(sent[sock][r])
+        got = session.replies({sock: ROUNDS for sock in socks})
+    finally:
+        for sock in socks:
+            sock.close()
+    if (strayed := session.strayed()) is not None:
+        return strayed
+    owner = {data: i for i, sock in enumerate(socks, 1) for data in sent[sock]}
+    for i, sock in enumerate(socks, 1):
+        for data in got[sock]:
+            if owner.get(data, i) != i:
+                return Verdict.fail(
+                    f"client {i} got the reply to client {owner[data]}'s datagram "
+                    f"{data!r}.\n" + ADDRESS_HINT, final=True)
+    for i, sock in enumerate(socks, 1):
+        for r, data in enumerate(sent[sock]):
+            verdict = _judge_reply(data, got[sock][r:r + 1])
+            if not verdict.passed:
+                return dataclasses.replace(verdict, hint=(
+                    f"{CLIENTS} clients sent {ROUNDS} datagrams each; to client {i}:\n"
+                    + verdict.hint))
+    return Verdict.ok()
+
+
+def _copy_of_udp_socket(answer):
+    """A copy (pidfd_getfd) of the program's UDP socket at its port; None where none."""
+    try:
+        pidfd = os.pidfd_open(answer.pid)
+        entries = os.listdir(f"/proc/{answer.pid}/fd")
+    except (AttributeError, OSError):  # no pidfd_open (Python, kernel), or it ended
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        for entry in entries:
+            try:
+                if not os.readlink(f"/proc/{answer.pid}/fd/{entry}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue  # closed meanwhile
+            copy = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(entry), 0)
+            if copy < 0:
+                return None  # not allowed here (an older kernel, a sandbox)
+            sock = socket.socket(fileno=copy)
+            if (sock.family == socket.AF_INET and sock.type == socket.SOCK_DGRAM
+                    and sock.getsockname()[1] == answer.address[1]):
+                return sock
+            sock.close()
+    finally:
+        os.close(pidfd)
+    return None
+
+
+def hear_icmp_errors(answer):
+    """Have the program's socket told of ICMP errors (IP_RECVERR); False where it cannot.
+
+    An unconnected UDP socket is not told that a datagram it sent found nobody
+    (man 7 udp); a connected one is, and so is one with IP_RECVERR (man 7 ip):
+    its next call fails with ECONNREFUSED.  The option is set on the program's
+    very socket, through a copy (pidfd_getfd) that is closed again.
+    """
+    sock = _copy_of_udp_socket(answer)
+    if sock is None:
+        return False
+    with sock:
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        except OSError:
+            return False
+    return True
+
+
+def _case_gone(session):
+    answer = session.answer
+    hear_icmp_errors(answer)  # where it cannot, the case is the gone client alone
+    probe = b"still there?"
+    with _udp_client(answer) as sock:
+        with answer.paused():  # it reads the gone client's datagram first
+            with _udp_client(answer) as gone:
+                gone.send(b"a reply for nobody")
+            sock.send(probe)
+        got = session.replies({sock: 1})[sock]
+    strayed = session.strayed()
+    return _judge_reply(probe, got) if strayed is None else strayed
+
+
+def _judged(answer, verdict, hint=None):
+    """``verdict`` -- or, if the program died meanwhile, why; with ``hint`` added."""
+    judged = answer.judged(verdict)
+    if hint and judged is not verdict:
+        return Verdict.fail(f"{judged.hint}\n{hint}", final=True)
+    return judged
+
+
+def check_udp_echo_server_c(name):
+    """Check the C UDP echo server NAME, compiled by a ``%%c NAME --compile-only`` cell.
+
+    It must bind 127.0.0.1 (any port, SOCK_DGRAM), print LISTENING <port>, and
+    send every datagram back, the same bytes, to the address it came from -- and
+    outlive every client.  Its CPU while idle and its children are watched as
+    well (socklab.checks.c_answer.check_process, without the TCP cases).
+    """
+    report = Report(f"Checking the C UDP echo server {name}.c:")
+    answer = c_answer.start(name, report)
+    if answer is None:
+        return report
+    with answer:
+        session = _Session(answer)
+        try:
+            cases = [
+                ("a datagram: the same bytes come back", _case_first, None),
+                ("binary data with NUL bytes: every byte comes back",
+                 lambda s: _case_one(s, BINARY), STRLEN_HINT),
+                ("an empty datagram: an empty reply, and the server goes on",
+                 _case_empty, EMPTY_HINT),
+                (f"the largest datagram, {LARGEST:,} bytes: all of it comes back",
+                 lambda s: _case_one(s, RANDOM_BYTES), None),
+                (f"{CLIENTS} clients, their datagrams interleaved: each gets its own "
+                 "replies", _case_many, None),
+                ("a client gone before its reply (then ECONNREFUSED): the server "
+                 "goes on", _case_gone, GONE_HINT),
+            ]
+            for description, case, hint in cases:
+                try:
+                    verdict = case(session)
+                except ConnectionRefusedError:  # from an earlier datagram's ICMP
+                    verdict = Verdict.fail(REFUSED_HINT, final=True)
+                except OSError as exc:
+                    verdict = Verdict.fail(
+                        f"the client's socket failed: {type(exc).__name__}: {exc}")
+                if report.add(description, _judged(answer, verdict, hint)).final:
+                    return report
+        finally:
+            session.close()
+        c_answer.check_process(answer, report, closes_on_eof=False)
     return report

@@ -4,10 +4,21 @@ Every check runs on real UDP sockets on loopback (and a LossyRelay), so these te
 do too.
 """
 
+import os
+import pathlib
+import select
 import socket
 import threading
+import types
 
+import nbformat
+import pytest
+
+import socklab
+from socklab import c
 from socklab.checks import lesson07
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # ------------------------------------------------------------ arrival_order
 
@@ -270,3 +281,99 @@ def test_probe_must_catch_the_refusal():
 def test_probe_must_return_a_word():
     text = repr(lesson07.check_probe(probe_bool))
     assert "return one of 'answered', 'refused', 'silent'" in text
+
+
+# ------------------------------------------------------- the UDP echo server in C
+# The check on C programs (the solution and typical mistakes) is tested in
+# tests/test_c_exercises.py; here, its parts.
+
+
+def _closed_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()
+
+
+def test_an_unconnected_socket_hears_no_refusal_until_told():
+    # What the lesson says, and why the check turns IP_RECVERR on.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.2)
+        sock.sendto(b"anyone?", _closed_udp_port())
+        try:
+            sock.recvfrom(1500)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("a datagram came from a closed port")
+
+
+def test_icmp_errors_heard_sets_ip_recverr_on_the_programs_very_socket():
+    # This process plays the program: pidfd_getfd() copies its own socket.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        program = types.SimpleNamespace(pid=os.getpid(), address=sock.getsockname())
+        with lesson07.icmp_errors_heard(program) as copy:
+            if copy is None:
+                pytest.skip("pidfd_getfd() is not allowed here")
+            assert sock.getsockopt(socket.IPPROTO_IP, lesson07.IP_RECVERR) == 1
+            sock.sendto(b"a reply for nobody", _closed_udp_port())
+            lesson07._wait_for_error(copy, program)
+            with pytest.raises(ConnectionRefusedError):
+                sock.recvfrom(1500)
+            # once: the error belongs to that datagram, and the socket goes on
+            sock.sendto(b"me", sock.getsockname())
+            assert sock.recvfrom(1500)[0] == b"me"
+        # afterwards: the option is off, the error queue empty (no POLLERR)
+        assert sock.getsockopt(socket.IPPROTO_IP, lesson07.IP_RECVERR) == 0
+        waiting = select.poll()
+        waiting.register(sock, 0)
+        assert waiting.poll(0) == []
+
+
+def test_icmp_errors_heard_without_a_program_changes_nothing():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gone = types.SimpleNamespace(pid=os.getpid(), address=("127.0.0.1", port))
+    with lesson07.icmp_errors_heard(gone) as copy:  # no socket at that port
+        assert copy is None
+
+
+def _hint(verdict):
+    assert not verdict.passed
+    return verdict.hint
+
+
+def test_judge_reply_the_same_bytes():
+    assert lesson07._judge_reply(b"a\x00b", [b"a\x00b"]).passed
+
+
+def test_judge_reply_names_truncation():
+    sent = bytes(lesson07.LARGEST)
+    hint = _hint(lesson07._judge_reply(sent, [sent[:1024]]))
+    assert "1,024 of the 65,507 bytes came back: the datagram was truncated" in hint
+
+
+def test_judge_reply_names_strlen_both_ways():
+    stopped = lesson07._judge_reply(lesson07.BINARY, [b"bin"])
+    assert "stopped at the first NUL byte" in _hint(stopped) and stopped.final
+    longer = lesson07._judge_reply(b"hi", [b"hi there, from before"])
+    assert "19 bytes more" in _hint(longer) and "not strlen(buf)" in _hint(longer)
+
+
+def test_judge_reply_no_reply_and_a_refusal():
+    assert "no reply to b'hi' within" in _hint(lesson07._judge_reply(b"hi", []))
+    refused = lesson07._judge_reply(b"hi", [ConnectionRefusedError(111, "refused")])
+    assert "a server does not connect()" in _hint(refused) and refused.final
+
+
+def test_the_c_check_leaves_no_program_behind():
+    nb = nbformat.read(ROOT / "notebooks" / "en" / "07-udp.ipynb", as_version=4)
+    solution = [cell.source for cell in nb.cells
+                if cell.source.startswith("%%c my_udp_echo ")][-1]
+    c.compile(solution.partition("\n")[2], "my_udp_echo")
+    report = lesson07.check_udp_echo_server_c("my_udp_echo")
+    assert report.ok, repr(report)
+    assert not [thing for thing in socklab.running() if "my_udp_echo" in repr(thing)]

@@ -25,6 +25,7 @@ waits forever in recv() is woken by a datagram sent straight to its socket, so n
 thread is left behind.
 """
 
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -622,34 +623,69 @@ def _copy_of_udp_socket(answer):
     return None
 
 
-def hear_icmp_errors(answer):
-    """Have the program's socket told of ICMP errors (IP_RECVERR); False where it cannot.
+@contextlib.contextmanager
+def icmp_errors_heard(answer):
+    """The program's socket told of ICMP errors (IP_RECVERR) for a while.
 
     An unconnected UDP socket is not told that a datagram it sent found nobody
     (man 7 udp); a connected one is, and so is one with IP_RECVERR (man 7 ip):
     its next call fails with ECONNREFUSED.  The option is set on the program's
-    very socket, through a copy (pidfd_getfd) that is closed again.
+    very socket, through a copy (pidfd_getfd).  Yields the copy, on which
+    ``poll()`` says POLLERR once an error has come (it also waits in the
+    socket's error queue, which recvfrom() does not read); or None, changing
+    nothing, where the copy cannot be had.  At the end the error queue is
+    emptied (a server that poll()s would see POLLERR for ever) and the option
+    is off again.
     """
     sock = _copy_of_udp_socket(answer)
-    if sock is None:
-        return False
-    with sock:
+    if sock is not None:
         try:
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         except OSError:
-            return False
-    return True
+            sock.close()
+            sock = None
+    try:
+        yield sock
+    finally:
+        if sock is not None:
+            with sock:
+                with contextlib.suppress(OSError):
+                    while True:  # BlockingIOError once it is empty
+                        sock.recvmsg(1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 0)
+
+
+def _wait_for_error(sock, answer):
+    """Wait until ``sock`` (the program's socket) has an error, or the program ends."""
+    waiting = select.poll()
+    waiting.register(sock, 0)  # POLLERR is reported whatever is asked for
+    try:
+        pidfd = os.pidfd_open(answer.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        if pidfd is not None:
+            waiting.register(pidfd, select.POLLIN)
+        waiting.poll(REPLY_WAIT * 1000)  # bounded: a server that never answered
+    finally:                            # the gone client causes no error
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _case_gone(session):
+    # The gone client's datagram goes while the server is stopped, so its reply
+    # surely finds nobody; the probe goes once the ICMP error has reached the
+    # server's socket, so the error comes before the probe.
     answer = session.answer
-    hear_icmp_errors(answer)  # where it cannot, the case is the gone client alone
     probe = b"still there?"
-    with _udp_client(answer) as sock:
-        with answer.paused():  # it reads the gone client's datagram first
+    with _udp_client(answer) as sock, icmp_errors_heard(answer) as copy:
+        with answer.paused():
             with _udp_client(answer) as gone:
                 gone.send(b"a reply for nobody")
-            sock.send(probe)
+        if copy is not None:  # where it is None, the case is the gone client alone
+            _wait_for_error(copy, answer)
+        sock.send(probe)
         got = session.replies({sock: 1})[sock]
     strayed = session.strayed()
     return _judge_reply(probe, got) if strayed is None else strayed

@@ -12,10 +12,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL  := --nbval --nbval-current-env --nbval-cell-timeout=60 \
           --nbval-sanitize-with tools/nbval-sanitize.cfg
 # pytest-xdist workers: more than the cores, since most of a lesson's time is
-# spent waiting on sockets and timeouts, not computing.  A notebook's cells stay
-# together in one worker (conftest.py groups them).
+# spent waiting on sockets and timeouts, not computing.  --dist loadfile keeps
+# each file on one worker: a notebook's cells run in order in one kernel.
 JOBS   ?= 4
-PARALLEL := -n $(JOBS) --dist loadgroup
+PARALLEL := -n $(JOBS) --dist loadfile
 UV     := uv==0.13.9
 
 .PHONY: help lab test test-fast test-workshop execute bench doctor site clean

@@ -46,7 +46,6 @@ WORKSHOP = {"test_many_learners.py", "test_hub.py", "test_browser.py"}
 NOTEBOOK_RUNS = {"test_rerun.py"}  # execute whole lessons: not in `make test-fast`
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         name = pathlib.Path(str(item.path)).name
@@ -56,6 +55,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.notebooks)
         if name.endswith(".ipynb"):
             # nbval's items are the cells of one notebook, run in order in one
-            # kernel: with --dist loadgroup a whole notebook goes to one worker.
+            # kernel: the Makefile's --dist loadfile keeps a file on one worker.
             item.add_marker(pytest.mark.notebooks)
-            item.add_marker(pytest.mark.xdist_group(name))

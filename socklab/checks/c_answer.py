@@ -155,7 +155,14 @@ class Answer:
                     resource.prlimit(self.pid, limit, old)
 
     def listening_socket(self):
-        """A copy of the program's listening socket; None where Linux gives none.
+        """A copy of the program's listening socket; None where Linux gives none."""
+        return self.own_socket(
+            lambda sock: sock.family in (socket.AF_INET, socket.AF_INET6)
+            and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+
+    def own_socket(self, wanted):
+        """A copy of the program's socket at its port for which ``wanted(sock)``
+        is true; None where there is none, or Linux gives none.
 
         pidfd_getfd() (Linux 5.6) copies a descriptor out of another process --
         allowed here, the program being this process's child.  The copy is the
@@ -179,9 +186,7 @@ class Answer:
                 if copy < 0:
                     return None  # not allowed here (an older kernel, a sandbox)
                 sock = socket.socket(fileno=copy)
-                if (sock.family in (socket.AF_INET, socket.AF_INET6)
-                        and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-                        and sock.getsockname()[1] == self.address[1]):
+                if wanted(sock) and sock.getsockname()[1] == self.address[1]:
                     return sock
                 sock.close()
         finally:

@@ -26,7 +26,6 @@ thread is left behind.
 """
 
 import contextlib
-import ctypes
 import dataclasses
 import os
 import random
@@ -376,7 +375,6 @@ REPLY_WAIT = 5.0  # seconds a reply has to come; a right answer comes at once
 LARGEST = 65_507  # the largest UDP datagram over IPv4: 65,535 - 20 - 8
 CLIENTS = 10  # the interleaved clients
 ROUNDS = 3  # datagrams each of them sends
-SYS_PIDFD_GETFD = 438  # pidfd_getfd(2), Linux 5.6: one number on every architecture
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # man 7 ip; 11 on Linux
 
 BINARY = b"bin\x00ary\x00\xff\xfe\x00data"  # NUL bytes inside, none at the end
@@ -597,30 +595,8 @@ def _case_many(session):
 
 def _copy_of_udp_socket(answer):
     """A copy (pidfd_getfd) of the program's UDP socket at its port; None where none."""
-    try:
-        pidfd = os.pidfd_open(answer.pid)
-        entries = os.listdir(f"/proc/{answer.pid}/fd")
-    except (AttributeError, OSError):  # no pidfd_open (Python, kernel), or it ended
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    try:
-        for entry in entries:
-            try:
-                if not os.readlink(f"/proc/{answer.pid}/fd/{entry}").startswith("socket:"):
-                    continue
-            except OSError:
-                continue  # closed meanwhile
-            copy = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(entry), 0)
-            if copy < 0:
-                return None  # not allowed here (an older kernel, a sandbox)
-            sock = socket.socket(fileno=copy)
-            if (sock.family == socket.AF_INET and sock.type == socket.SOCK_DGRAM
-                    and sock.getsockname()[1] == answer.address[1]):
-                return sock
-            sock.close()
-    finally:
-        os.close(pidfd)
-    return None
+    return c_answer.Answer.own_socket(  # any object with .pid and .address will do
+        answer, lambda sock: sock.family == socket.AF_INET and sock.type == socket.SOCK_DGRAM)
 
 
 @contextlib.contextmanager

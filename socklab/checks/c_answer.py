@@ -38,6 +38,7 @@ import subprocess
 import time
 
 from .. import c
+from . import adversary
 from .report import NOT_WRITTEN, Verdict
 
 __all__ = ["Answer", "STUB_MARKER", "start", "check_process"]
@@ -47,6 +48,7 @@ READY_TIMEOUT = 10.0  # seconds to print LISTENING: sanitized programs start slo
 IDLE_WINDOW = 1.0  # seconds of silence in which a server should not need the CPU
 SETTLE = 2.0  # seconds a server has to close the sockets of clients that left
 CLIENTS_THAT_LEAVE = 20
+CATCH_UP = 10.0  # seconds a server has to take the connections waiting for it
 EXIT_WAIT = 1.0  # seconds a program whose client saw a failure has to finish dying
 SYS_PIDFD_GETFD = 438  # pidfd_getfd(2), Linux 5.6: one number on every architecture
 
@@ -118,13 +120,34 @@ class Answer:
 
         What a client does meanwhile reaches the server all at once, when it
         goes on (SIGCONT) -- the same order of events every run, which a race
-        with a running server would not give.
+        with a running server would not give.  It is stopped once it has taken
+        every connection already waiting (caught_up): with a full queue, a new
+        client's handshake would wait for a program that cannot take it.
         """
+        self.caught_up()
         os.kill(self.pid, signal.SIGSTOP)
         try:
             yield
         finally:
             os.kill(self.pid, signal.SIGCONT)
+
+    def caught_up(self, timeout=CATCH_UP):
+        """Wait until no connection waits in the program's accept queue; True if so.
+
+        On a busy machine a sanitized server can fall behind clients that come
+        and go fast.  Where there is no listening socket (UDP) or no copy of it,
+        there is nothing to wait for.
+        """
+        listener = self.listening_socket()
+        if listener is None:
+            return True
+        deadline = time.monotonic() + timeout
+        with listener:
+            while adversary.accept_queue(listener):
+                if time.monotonic() > deadline or not self.program.alive:
+                    return False
+                time.sleep(0.01)
+        return True
 
     @contextlib.contextmanager
     def out_of_descriptors(self):

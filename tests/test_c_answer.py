@@ -1,0 +1,57 @@
+"""socklab.checks.c_answer's scenes, on real programs and real sockets."""
+
+import os
+import signal
+import socket
+
+import pytest
+
+from socklab import c
+from socklab.checks.c_answer import Answer
+
+pytestmark = pytest.mark.skipif(c.shutil.which("gcc") is None, reason="gcc is not installed")
+
+# A server that takes no connection until it is sent SIGUSR1: its clients wait
+# in the accept queue, as they do for a server that has fallen behind.
+LATE_SERVER = r"""
+#include <signal.h>
+#include <unistd.h>
+#include "socklab.h"
+
+int main(void)
+{
+    alarm(60); /* watchdog */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &usr1, NULL) < 0)
+        return 1;
+    int listener = listen_on("127.0.0.1", "0", 16);
+    if (listener < 0 || announce_port(listener) < 0)
+        return 1;
+    int signal_number;
+    if (sigwait(&usr1, &signal_number) != 0)
+        return 1;
+    for (;;) {
+        int conn = accept_client(listener, NULL, NULL);
+        if (conn < 0)
+            return 1;
+        close(conn);
+    }
+}
+"""
+
+
+def test_caught_up_waits_until_the_queue_is_taken():
+    c.compile(LATE_SERVER, "late_server")
+    with Answer("late_server", c.start("late_server")) as answer:
+        clients = [socket.create_connection(answer.address, timeout=5) for _ in range(3)]
+        try:
+            assert answer.caught_up(timeout=0.2) is False  # three wait; nobody takes them
+            os.kill(answer.pid, signal.SIGUSR1)
+            assert answer.caught_up() is True
+            with answer.paused():  # caught up: a new client gets its handshake
+                socket.create_connection(answer.address, timeout=5).close()
+        finally:
+            for client in clients:
+                client.close()

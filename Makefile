@@ -12,9 +12,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL  := --nbval --nbval-current-env --nbval-cell-timeout=60 \
           --nbval-sanitize-with tools/nbval-sanitize.cfg
 # pytest-xdist workers: more than the cores, since most of a lesson's time is
-# spent waiting on sockets and timeouts, not computing.  --dist loadfile keeps
-# each file on one worker: a notebook's cells run in order in one kernel.
-JOBS   ?= 4
+# spent waiting on sockets and timeouts, not computing.  --dist loadfile sends
+# each file to one worker, a notebook's cells in order to one kernel; conftest.py
+# spreads the long independent tests of a few files over the workers.
+JOBS   ?= 6
 PARALLEL := -n $(JOBS) --dist loadfile
 UV     := uv==0.13.9
 

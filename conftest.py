@@ -45,15 +45,38 @@ def pytest_terminal_summary(terminalreporter):
 WORKSHOP = {"test_many_learners.py", "test_hub.py", "test_browser.py"}
 NOTEBOOK_RUNS = {"test_rerun.py"}  # execute whole lessons: not in `make test-fast`
 
+# The Makefile's `--dist loadfile` sends each file to one worker: nbval's items
+# are the cells of one notebook, run in order in one kernel, and a test file's
+# module fixtures are set up once.  The items of the SPREAD files are
+# independent and long (a whole lesson run twice, a C program attacked): each
+# goes to a worker of its own, so that no worker gets them all.  (xdist's
+# loadgroup would say this with marks, but its marks do nothing with pytest 9.2,
+# whose node ids cannot be renamed.)
+SPREAD = {"test_rerun.py", "test_c_exercises.py", "test_c_servers.py"}
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         name = pathlib.Path(str(item.path)).name
         if name in WORKSHOP:
             item.add_marker(pytest.mark.workshop)
-        if name in NOTEBOOK_RUNS:
+        if name in NOTEBOOK_RUNS or name.endswith(".ipynb"):
             item.add_marker(pytest.mark.notebooks)
-        if name.endswith(".ipynb"):
-            # nbval's items are the cells of one notebook, run in order in one
-            # kernel: the Makefile's --dist loadfile keeps a file on one worker.
-            item.add_marker(pytest.mark.notebooks)
+    # Whole lessons first: the workers are handed units in this order, and the
+    # longest ones should not be the last to start.
+    items.sort(key=lambda item: "notebooks" not in item.keywords)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, except that each test of a SPREAD file is a unit of its own."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LoadFileSpreadScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            if pathlib.PurePath(nodeid.split("::")[0]).name in SPREAD:
+                return nodeid
+            return super()._split_scope(nodeid)
+
+    return LoadFileSpreadScheduling(config, log)

@@ -70,6 +70,8 @@ can read it alongside the header diagrams: Ethernet, then IPv4 or IPv6, then TCP
 or UDP.
 """
 
+import bisect
+import contextlib
 import ctypes
 import datetime
 import importlib.resources
@@ -601,6 +603,34 @@ def _kernel_time(ancillary):
     return None
 
 
+@contextlib.contextmanager
+def _timestamps_on(limit=1.0):
+    """Inside the block, Linux stamps every frame as it arrives.
+
+    Linux turns arrival stamps on for the whole machine when the first socket
+    asks (SO_TIMESTAMPNS), but a moment later, from a work queue
+    (net_enable_timestamp() in net/core/dev.c).  Until then a frame is stamped
+    when it is read: later than a frame that came after it.  A datagram sent to
+    ourselves shows which: stamped on arrival, its time is before the moment we
+    read it.  The socket that asked keeps the stamps on while the block runs, so
+    the capture's own socket, asking inside it, finds them on.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        receiver.settimeout(limit)  # a datagram to ourselves on lo is not lost; still
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:  # after that, go on: times may be late
+            sender.sendto(b"?", receiver.getsockname())
+            time.sleep(0.001)
+            reading = time.time()
+            _, ancillary, _, _ = receiver.recvmsg(1, socket.CMSG_SPACE(struct.calcsize("@ll")))
+            if (_kernel_time(ancillary) or reading) < reading:
+                break
+        yield
+
+
 class Capture(_Segments, Background):
     """Capture TCP and UDP segments on loopback while a block of code runs.
 
@@ -633,8 +663,9 @@ class Capture(_Segments, Background):
         super().__init__()  # socklab.background: open(), then serve() in a thread
 
     def open(self):
-        self._sock = _open_packet_socket(self.ports)
-        self._prepare(self._sock)
+        with _timestamps_on():
+            self._sock = _open_packet_socket(self.ports)
+            self._prepare(self._sock)
 
     @staticmethod
     def _prepare(sock):
@@ -691,7 +722,9 @@ class Capture(_Segments, Background):
             return
         with self._lock:
             if len(self._found) < MAX_SEGMENTS:
-                self._found.append(segment)
+                # In the order they were sent: each CPU delivers the frames it
+                # queued, and two CPUs may deliver theirs out of order.
+                bisect.insort(self._found, segment, key=lambda found: found.time)
             else:
                 self._missed += 1
 

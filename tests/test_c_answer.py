@@ -3,11 +3,14 @@
 import os
 import signal
 import socket
+import time
 
 import pytest
 
 from socklab import c
+from socklab.checks import c_answer
 from socklab.checks.c_answer import Answer
+from socklab.checks.report import Report, Verdict
 
 pytestmark = pytest.mark.skipif(c.shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -15,6 +18,7 @@ pytestmark = pytest.mark.skipif(c.shutil.which("gcc") is None, reason="gcc is no
 # in the accept queue, as they do for a server that has fallen behind.
 LATE_SERVER = r"""
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include "socklab.h"
 
@@ -32,6 +36,8 @@ int main(void)
     int signal_number;
     if (sigwait(&usr1, &signal_number) != 0)
         return 1;
+    if (getenv("END_ON_SIGUSR1"))
+        return 3;
     for (;;) {
         int conn = accept_client(listener, NULL, NULL);
         if (conn < 0)
@@ -55,3 +61,19 @@ def test_caught_up_waits_until_the_queue_is_taken():
         finally:
             for client in clients:
                 client.close()
+
+
+def test_a_server_that_ended_is_named_not_raised(monkeypatch):
+    """check_process() on a program that ended after the lesson's last case: the
+    clients it sends are refused, and the report says the program ended."""
+    monkeypatch.setenv("END_ON_SIGUSR1", "1")
+    c.compile(LATE_SERVER, "late_server")
+    with Answer("late_server", c.start("late_server")) as answer:
+        os.kill(answer.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while answer.program.alive and time.monotonic() < deadline:
+            time.sleep(0.01)
+        report = Report("a check")
+        c_answer.check_process(answer, report, probe=lambda sock: Verdict.ok())
+    assert [hint for _, hint in report.failures] == [
+        "late_server exited with status 3.\nA server must outlive every one of its clients."]

@@ -323,9 +323,12 @@ def _client_leaves_early(answer, probe):
     # (a FIN).  The server then reads, answers, and the client's kernel replies
     # with a reset: the server's next send() fails with EPIPE -- and, in C,
     # raises SIGPIPE, whose default action ends the program.
-    with answer.paused():
-        with answer.connect() as sock:
-            sock.sendall(bytes(100_000))
+    try:
+        with answer.paused():
+            with answer.connect() as sock:
+                sock.sendall(bytes(100_000))
+    except OSError as exc:  # refused: it ended after the case before this one
+        return answer.judged(Verdict.fail(f"a client could not connect: {exc}"))
     return answer.play(probe)  # still there?  A dead server is named by play()
 
 
@@ -333,9 +336,12 @@ def _client_resets_early(answer, probe):
     # The reset arrives before the server has read anything: its recv() (or
     # getpeername(), or send()) fails with ECONNRESET -- an error of this one
     # connection, which a server closes and forgets.
-    with answer.paused():
-        with answer.connect() as sock:  # accepted later: the kernel did the handshake
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    try:
+        with answer.paused():
+            with answer.connect() as sock:  # accepted later: the kernel did the handshake
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError as exc:
+        return answer.judged(Verdict.fail(f"a client could not connect: {exc}"))
     return answer.play(probe)
 
 

@@ -31,7 +31,7 @@ help:
 	@echo "make site     the lessons and their stored outputs as web pages, in _site/"
 	@echo "make clean    remove .venv and caches"
 
-$(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.json
+$(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.json socklab/kernel.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 	  { echo "socklab needs Python 3.10 or newer; '$(PYTHON)' is older. Try: make lab PYTHON=python3.11"; exit 1; }
 	@if ! $(PY) -c 'import sys' 2>/dev/null; then \
@@ -46,6 +46,8 @@ $(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.jso
 	else \
 	  $(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[test]'; \
 	fi
+	@# The lessons' kernel, "Python 3 (socklab)": a network of its own (socklab/kernel.py)
+	@$(PY) -m socklab.kernel install
 	@# JupyterLab's news and update pop-ups: off (see tools/jupyter/overrides.json)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@cp tools/jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json

@@ -31,7 +31,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CELL_TIMEOUT = 60  # seconds, the same limit as nbval's in `make test`
 KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable", "socklab")
-KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+KERNELSPEC = {"name": "socklab", "display_name": "Python 3 (socklab)", "language": "python"}
 
 
 def machine_paths():
@@ -86,7 +86,7 @@ def execute(path):
     client = NotebookClient(
         nb,
         timeout=CELL_TIMEOUT,
-        kernel_name="python3",
+        kernel_name=KERNELSPEC["name"],  # socklab.kernel: a network of its own
         record_timing=False,
         resources={"metadata": {"path": str(path.parent)}},
     )

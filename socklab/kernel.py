@@ -1,0 +1,173 @@
+"""The socklab kernel: a Python kernel with a network of its own.
+
+Jupyter starts it as ``python -m socklab.kernel -f CONNECTION_FILE`` (the kernel
+"Python 3 (socklab)", installed by ``python -m socklab.kernel install``).  Where
+Linux allows it, the kernel lives in a network namespace of its own: a loopback
+nobody else on the machine shares, so twenty learners on one hub can all listen
+on 127.0.0.1:8080, nobody reaches another's servers, and a port found free stays
+free.  Inside it the learner is root of a user namespace (mapped to their own
+uid outside: no power over the machine), which is what raw sockets, packet
+capture and the namespace's own sysctls ask for.  Everything the kernel starts
+-- C programs, strace, captures -- is inside the same network.
+
+How, in order (see man 7 user_namespaces, man 7 network_namespaces):
+
+1. ``unshare(CLONE_NEWUSER)``, while the process has one thread (Linux asks
+   that), and map the user to root inside.  Real root skips this step.
+2. Start the kernel's channels (ZeroMQ sockets) as any kernel does, in the
+   machine's network, where Jupyter's server connects to them -- over TCP or
+   Unix sockets, whichever the connection file says.
+3. ``unshare(CLONE_NEWNET)`` in the thread that runs the learner's code: every
+   socket it opens from then on, every thread and process it starts, is in the
+   new network.  The channels opened in step 2 stay where they are.
+4. Bring ``lo`` up (a new network's loopback is down), and in a user
+   namespace let the learner open ping sockets (the namespace's own
+   net.ipv4.ping_group_range).
+
+Where a step is refused (a container's seccomp profile, a distribution that
+turns unprivileged user namespaces off) the kernel runs as a plain kernel and
+says so once, in one line, when the first cell runs.  ``network()`` tells which.
+"""
+
+import ctypes
+import fcntl
+import os
+import socket
+import struct
+import sys
+
+__all__ = ["network", "install"]
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+CAP_SYS_ADMIN = 21  # linux/capability.h: what unshare() asks for a new network
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+STATE_VARIABLE = "SOCKLAB_NETWORK"  # "private", or "shared: <why>"; set by main()
+KERNEL_NAME = "socklab"
+DISPLAY_NAME = "Python 3 (socklab)"
+
+
+def network():
+    """("private", "") in a socklab kernel with a network of its own, else ("shared", why)."""
+    state = os.environ.get(STATE_VARIABLE)
+    if state is None:
+        return "shared", "this is not a socklab kernel (choose the kernel \"Python 3 (socklab)\")"
+    kind, _, why = state.partition(": ")
+    return kind, why
+
+
+def _unshare(flags):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(flags) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number))
+
+
+def _write(path, text):
+    with open(path, "w") as file:
+        file.write(text)
+
+
+def enter_user_namespace():
+    """Become root of a new user namespace, mapped to this user outside."""
+    uid, gid = os.getuid(), os.getgid()
+    _unshare(CLONE_NEWUSER)
+    _write("/proc/self/setgroups", "deny")  # Linux requires it before an unprivileged gid_map
+    _write("/proc/self/uid_map", f"0 {uid} 1")
+    _write("/proc/self/gid_map", f"0 {gid} 1")
+
+
+def enter_network_namespace(in_user_namespace):
+    """A new network for this thread and all it starts, its loopback up."""
+    _unshare(CLONE_NEWNET)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH", b"lo", 0).ljust(40, b"\0")  # a struct ifreq
+        flags = struct.unpack_from("H", fcntl.ioctl(sock, SIOCGIFFLAGS, request), 16)[0]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP).ljust(40, b"\0"))
+    if in_user_namespace:
+        # Ping sockets for the learner's group, as many distributions allow on
+        # the host.  Linux's default, "1 0" (nobody), could not be written back
+        # after lesson 11 changes it: from a user namespace that maps one group,
+        # the range must be of mapped groups.  (Root keeps the default.)
+        try:
+            _write("/proc/sys/net/ipv4/ping_group_range", "0 0")
+        except OSError:
+            pass  # raw sockets work all the same; lesson 11 says what a ping socket needs
+
+
+def _may_make_namespaces():
+    """True if this process has CAP_SYS_ADMIN already (root, or root of a user namespace)."""
+    with open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    return False
+
+
+def _why(exc):
+    if exc.errno == 1:  # EPERM
+        return ("this system does not allow unprivileged user namespaces "
+                "(a container's seccomp profile, or a distribution setting)")
+    if exc.errno == 28:  # ENOSPC: user.max_user_namespaces is 0, or reached
+        return "user namespaces are switched off here (sysctl user.max_user_namespaces)"
+    return f"unshare() failed: {exc.strerror}"
+
+
+def main(argv):
+    why_not = None
+    in_user_namespace = not _may_make_namespaces()
+    try:
+        if in_user_namespace:
+            enter_user_namespace()  # must come first: it needs a single thread
+    except OSError as exc:
+        why_not = _why(exc)
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(argv)  # the channels: in the machine's network
+    if why_not is None:
+        try:
+            enter_network_namespace(in_user_namespace)
+        except OSError as exc:
+            why_not = _why(exc)
+    os.environ[STATE_VARIABLE] = "private" if why_not is None else f"shared: {why_not}"
+    if why_not is not None:
+        _say_once(app.shell, f"socklab: no private network for this kernel: {why_not}; "
+                             "it shares the machine's loopback with every other user.")
+    app.start()
+
+
+def _say_once(shell, line):
+    """Print ``line`` on stderr when the first cell runs (then forget it)."""
+    def say(*_):
+        print(line, file=sys.stderr)
+        shell.events.unregister("pre_run_cell", say)
+    shell.events.register("pre_run_cell", say)
+
+
+def install(prefix=sys.prefix):
+    """Install the kernelspec "socklab" under ``prefix`` (the project's environment)."""
+    import json
+    import tempfile
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = {
+        # "python": Jupyter runs it with the interpreter it runs on itself.
+        "argv": ["python", "-m", "socklab.kernel", "-f", "{connection_file}"],
+        "display_name": DISPLAY_NAME,
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "kernel.json"), "w") as file:
+            json.dump(spec, file, indent=1)
+        os.chmod(folder, 0o755)  # copied with its mode: every user of the environment reads it
+        return KernelSpecManager().install_kernel_spec(folder, KERNEL_NAME, prefix=prefix)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["install"]:
+        print(f"installed the kernel {DISPLAY_NAME!r} in {install()}")
+    else:
+        main(sys.argv[1:])

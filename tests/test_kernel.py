@@ -1,0 +1,170 @@
+"""The socklab kernel gives a learner without root a network of their own.
+
+Each test runs this file as a script, as user nobody (tests/unprivileged.py),
+and the script starts "Python 3 (socklab)" kernels the way Jupyter does:
+
+* ``lessons``: lessons 03 and 11 run in a socklab kernel as nobody, live (every
+  output as stored -- the stored ones were made by root -- and none of them a
+  recording), in a network namespace that is not the script's own;
+* ``same-port``: two kernels listen on 127.0.0.1:8080 at once, each reaching
+  its own server;
+* ``refused``: where Linux refuses new namespaces (here: inside a user
+  namespace whose limits are 0), the kernel runs as a plain kernel, says so once,
+  and the same lessons run without an error nobody expected.
+"""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+LESSONS = ["03-tcp-server", "11-raw-sockets"]
+TIMEOUT = 300  # seconds for a script; each lesson takes seconds
+PROBE = ("import json as _j, os as _o, socklab.kernel as _k\n"
+         "print(_j.dumps({'net': _o.readlink('/proc/self/ns/net'), 'uid': _o.getuid(),"
+         " 'network': _k.network()}))")
+SAME_PORT = """
+import socket, socklab
+server = socklab.TCPEchoServer(port=8080, name="mine")
+with socket.create_connection(("127.0.0.1", 8080), timeout=5) as sock:
+    sock.sendall(WORD)
+    print(sock.recv(100).decode())
+"""
+# Cells whose output says who the learner is, which differs on purpose: in the
+# private network the learner is root of a user namespace that maps one uid and
+# one group, and the kernel allows that group ping sockets there.
+WHO_YOU_ARE = {
+    "privileges-report-py": "the ping socket is allowed",
+    "privileges-others-py": "no user nobody in the namespace",
+    "ping-range-py": "the range is the learner's group",
+    'ping-c-code': "a ping socket opens",
+    "ping-change-py": "ping sockets are allowed already",
+    "cleanup-py": "the range it finds is the kernel's",
+}
+NO_NAMESPACES = ("echo 0 > /proc/sys/user/max_user_namespaces && "
+                 "echo 0 > /proc/sys/user/max_net_namespaces && exec \"$@\"")
+
+pytestmark = pytest.mark.skipif(
+    not pathlib.Path(sys.prefix, "share", "jupyter", "kernels", "socklab").is_dir(),
+    reason="the socklab kernel is not installed: run make (python -m socklab.kernel install)")
+
+
+def run_script(tmp_path, mode, wrap=()):
+    """Run this file as nobody in ``mode``; its JSON report."""
+    import unprivileged  # tests/: root only, so imported here
+
+    if not unprivileged.can_become_nobody():
+        pytest.skip("becoming nobody needs root (CI runs as root)")
+    report = tmp_path / "nobody-home" / "report.json"
+    done = unprivileged.run([*wrap, sys.executable, __file__, mode, str(report)], tmp_path,
+                            cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(report.read_text())
+
+
+def test_lessons_run_live_in_a_private_network_as_nobody(tmp_path):
+    report = run_script(tmp_path, "lessons")
+    assert report["uid"] == 65534
+    for lesson in LESSONS:
+        ran = report[lesson]
+        assert ran["probe"]["network"] == ["private", ""]
+        assert ran["probe"]["uid"] == 0  # root inside its user namespace
+        assert ran["probe"]["net"] != report["net"], "the kernel shares the script's network"
+        assert ran["recorded"] == [], f"{lesson} showed recordings: cells {ran['recorded']}"
+        assert ran["problems"] == [], "\n".join(ran["problems"])
+
+
+def test_two_kernels_listen_on_the_same_port(tmp_path):
+    report = run_script(tmp_path, "same-port")
+    assert report["answers"] == ["ada", "alan"]
+    assert report["nets"][0] != report["nets"][1]
+
+
+def test_where_namespaces_are_refused_the_kernel_is_plain_and_says_so(tmp_path):
+    report = run_script(tmp_path, "refused", wrap=["unshare", "--user", "--map-root-user",
+                                                   "sh", "-c", NO_NAMESPACES, "sh"])
+    for lesson in LESSONS:
+        ran = report[lesson]
+        assert ran["probe"]["network"][0] == "shared"
+        assert "user.max_user_namespaces" in ran["probe"]["network"][1]
+        assert ran["probe"]["net"] == report["net"]
+        assert ran["errors"] == [], f"{lesson}: unexpected errors in cells {ran['errors']}"
+        said = ran["first_stderr"]
+        assert said.count("socklab: no private network for this kernel") == 1, said
+    assert report["11-raw-sockets"]["recorded"], "without a private network, lesson 11 shows recordings"
+
+
+# -- the script, run as nobody ---------------------------------------------------------
+
+def run_lesson(name):
+    import copy
+
+    import nbcompare
+    import nbformat
+    from nbclient import NotebookClient
+
+    stored = nbformat.read(ROOT / "notebooks" / "en" / f"{name}.ipynb", as_version=4)
+    nb = copy.deepcopy(stored)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    NotebookClient(nb, timeout=120, kernel_name="socklab", allow_errors=True,
+                   resources={"metadata": {"path": str(ROOT / "notebooks" / "en")}}).execute()
+    probe = json.loads(nb.cells.pop().outputs[0]["text"])
+    pairs = [(old, new) for old, new in zip(stored.cells, nb.cells) if old.cell_type == "code"]
+    texts = [json.dumps(new.outputs) for _, new in pairs]
+    first = next(new for _, new in pairs)
+    return {
+        "probe": probe,
+        "problems": [f"cell {number}: {problem}" for number, (old, new) in enumerate(pairs)
+                     if old.get("id") not in WHO_YOU_ARE
+                     and (problem := nbcompare.problem(old, new.outputs))],
+        "errors": [number for number, (old, new) in enumerate(pairs)
+                   if nbcompare.unexpected_error(old, new.outputs)],
+        "recorded": [number for number, text in enumerate(texts) if "(recorded " in text],
+        "first_stderr": "".join(out.get("text", "") for out in first.outputs
+                                if out.get("name") == "stderr"),
+    }
+
+
+def same_port():
+    from jupyter_client.manager import start_new_kernel
+
+    kernels = [start_new_kernel(kernel_name="socklab") for _ in range(2)]
+    answers, nets = [], []
+    try:
+        for (_, client), word in zip(kernels, ["ada", "alan"]):
+            shown = []
+            client.execute_interactive(f"WORD = {word.encode()!r}\n" + SAME_PORT + PROBE,
+                                       timeout=60, output_hook=lambda msg: shown.append(msg))
+            text = "".join(m["content"].get("text", "") for m in shown
+                           if m["msg_type"] == "stream")
+            errors = [m["content"] for m in shown if m["msg_type"] == "error"]
+            assert not errors, errors
+            answer, probe = text.splitlines()
+            answers.append(answer)
+            nets.append(json.loads(probe)["net"])
+    finally:
+        for manager, client in kernels:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    return {"answers": answers, "nets": nets}
+
+
+def main(mode, report_path):
+    import os
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    report = {"uid": os.getuid(), "net": os.readlink("/proc/self/ns/net")}
+    if mode == "same-port":
+        report.update(same_port())
+    else:
+        report.update({lesson: run_lesson(lesson) for lesson in LESSONS})
+    pathlib.Path(report_path).write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,9 +1,21 @@
 """Hooks for the whole test run: socklab's tests and the notebooks alike."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
+
+
+# -- Exercise results go to a temporary folder, never the real home ----------
+# Every check that runs records a line (socklab.results).  Set here, at import,
+# so that nbval's kernels and every program a test starts inherit it.  Each
+# xdist worker imports this file too and gets a folder of its own.
+
+os.environ["SOCKLAB_DATA"] = tempfile.mkdtemp(prefix="socklab-test-data-")
+atexit.register(shutil.rmtree, os.environ["SOCKLAB_DATA"], ignore_errors=True)
 
 
 # -- In CI nothing may be skipped --------------------------------------------

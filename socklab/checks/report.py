@@ -28,10 +28,16 @@ written in C.
 The learner's code runs in a helper thread with a time limit, because the most
 common mistake in socket code is a recv() that waits forever.  A check never hangs
 the notebook: after the limit it says what the code was probably waiting for.
+
+When a report made by a lesson's check is first shown, one line (lesson, check,
+passed or not, the first hint's first line) goes to the learner's own results
+file: see socklab.results.
 """
 
 import dataclasses
 import threading
+
+from socklab import results as learner_results
 
 __all__ = ["NOT_WRITTEN", "Report", "TIME_LIMIT", "Verdict", "call_with_time_limit",
            "describe_error", "not_written"]
@@ -94,6 +100,9 @@ class Report:
     def __init__(self, title):
         self.title = title
         self.results = []  # (description, Verdict), in the order checked
+        # (lesson, check name) of the check making this report, for the
+        # learner's results file (socklab.results); None outside a lesson check.
+        self._exercise = learner_results.exercise_of_caller()
 
     def add(self, description, verdict):
         """Record ``verdict`` for the case ``description``; return the verdict."""
@@ -113,6 +122,14 @@ class Report:
                 if not verdict.passed]
 
     def __repr__(self):
+        if self._exercise is not None:
+            # A check's report is shown once, when the check is done: that
+            # showing is one attempt.  Recording here, in the one place every
+            # check passes through, spares the ~35 checks a line each.
+            lesson, exercise = self._exercise
+            self._exercise = None
+            learner_results.record(lesson, exercise, self.ok,
+                                   self.failures[0][1] if self.failures else "")
         lines = [self.title]
         for description, verdict in self.results:
             lines.append(f"  {'PASS' if verdict.passed else 'FAIL'}  {description}")

@@ -35,12 +35,13 @@ from .servers import UDPEchoServer
 
 __all__ = [
     "REPLY_TIMEOUT", "REPLY_QUIET", "read_reply", "split_evenly", "chunks_received",
-    "describe_chunks", "udp_experiment", "describe_replies", "watch",
+    "describe_chunks", "udp_experiment", "describe_replies", "watch", "closed_udp_address",
 ]
 
 REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
 REPLY_QUIET = 0.2  # then: the reply is complete when nothing more comes for this long
 ARRIVAL_TIMEOUT = 5.0  # seconds chunks_received() waits for its bytes to cross loopback
+PROBE_TIMEOUT = 0.5  # seconds a port has to refuse a datagram (loopback: at once)
 
 
 def read_reply(sock, first_timeout=REPLY_TIMEOUT, quiet=REPLY_QUIET):
@@ -219,3 +220,36 @@ def watch(code, timeout=20):
              for port in re.findall(r"sin6?_port=htons\((\d+)\)", record.args)}
     cap.ports.update(ports - {0})
     return trace, cap
+
+
+def closed_udp_address(host="127.0.0.1"):
+    """A UDP address where nothing is bound -- and where nothing will be, by chance.
+
+    Binding port 0 and closing the socket finds a port that is free now; on a
+    machine shared by many learners, the kernel may hand that very port to
+    someone else's socket the next moment.  But it hands out ports only from
+    net.ipv4.ip_local_port_range (32768-60999 by default): a port below that
+    range is taken only by a program that names it.  So the first port below
+    the range that refuses a datagram -- an ICMP "port unreachable" comes back,
+    which a connected socket reads as ECONNREFUSED (man 7 udp) -- stays closed.
+    """
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        lowest = int(ports.read().split()[0])
+    for port in range(lowest - 1, max(lowest - 200, 1023), -1):
+        if _refuses(host, port):
+            return (host, port)
+    raise OSError(f"no closed UDP port on {host} below {lowest}: every one answered")
+
+
+def _refuses(host, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.settimeout(PROBE_TIMEOUT)
+        probe.connect((host, port))
+        probe.send(b"")
+        try:
+            probe.recv(1)
+        except ConnectionRefusedError:
+            return True
+        except OSError:  # a timeout: something is bound there, silent
+            return False
+        return False  # something is bound there, and answered

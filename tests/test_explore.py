@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import socklab
 from socklab import explore
 
@@ -96,3 +98,24 @@ def test_udp_experiment_without_impairments_returns_everything_in_order():
 def test_describe_replies_names_lost_duplicated_and_late():
     text = explore.describe_replies(5, [1, 3, 2, 2, 5])
     assert text.splitlines()[2] == "lost: [4]   twice: [2]   out of order: [2, 2]"
+
+
+def test_closed_udp_address_refuses_and_lies_below_the_ports_the_kernel_hands_out():
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        lowest = int(ports.read().split()[0])
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the first candidate, taken
+    try:
+        try:
+            taken.bind(("127.0.0.1", lowest - 1))
+        except OSError:
+            pass  # someone else holds it: taken all the same
+        host, port = explore.closed_udp_address()
+    finally:
+        taken.close()
+    assert host == "127.0.0.1" and port < lowest - 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.connect((host, port))
+        sock.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            sock.recv(1)

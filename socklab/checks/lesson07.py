@@ -33,6 +33,7 @@ import select
 import socket
 import time
 
+from .. import explore
 from ..relay import CLIENT_TO_SERVER, LossyRelay
 from ..servers import UDPEchoServer, serve
 from .report import (
@@ -289,11 +290,6 @@ class _Silent:
                 pass
 
 
-def _closed_port():
-    """A UDP port on 127.0.0.1 where nothing is bound (it was a moment ago)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()
 
 
 ANSWERS = ("answered", "refused", "silent")
@@ -354,7 +350,7 @@ def check_probe(probe):
                 # 'silent' before 'refused': a probe without a timeout hangs on the
                 # silent server, which knows its address and can wake it.
                 ("a server that never answers: 'silent'", silent.server.address, "silent"),
-                ("a port where nothing is bound: 'refused'", _closed_port(), "refused"),
+                ("a port where nothing is bound: 'refused'", explore.closed_udp_address(), "refused"),
             ]
             for description, address, want in cases:
                 outcome, thread = call_with_time_limit(probe, address, QUIET)

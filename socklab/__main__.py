@@ -16,6 +16,8 @@ COMMANDS = {
                  "your exercise results: passed, tried, not tried"),
     "class-report": ("socklab.results", "class_report_main",
                      "FOLDER... [-o FILE]: one HTML page of many learners' results"),
+    "shell": ("socklab.kernel", "shell_main",
+              "[KERNEL]: a shell inside the private network of a running socklab kernel"),
 }
 
 USAGE = "usage: python -m socklab <command>\n\ncommands:\n" + "".join(

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import textwrap
 
-from . import c, capture, icmp, measure, trace
+from . import c, capture, icmp, kernel, measure, trace
 
 OK, WARN, MISSING = "ok", "warn", "missing"
 SUBPROCESS_TIMEOUT = 20  # seconds; a stuck tool must not hang the doctor
@@ -253,6 +253,16 @@ def check_ss():
         return Check("ss", WARN, str(exc), "reinstall it: sudo apt-get install iproute2")
 
 
+def check_private_network():
+    """Can a "Python 3 (socklab)" kernel have a network of its own here? Tried for real."""
+    why_not = kernel.private_network_refused()
+    if why_not is None:
+        return Check("private network", OK, "each socklab kernel gets a loopback of its own")
+    return Check("private network", WARN, f"refused: {why_not}",
+                 "the lessons run on the machine's shared loopback; the cells that need root\n"
+                 "show recordings.  On your own machine, `make lab` as root runs them live.")
+
+
 # -- Privileges: raw sockets and packet capture ---------------------------------------
 
 def why_allowed():
@@ -358,6 +368,7 @@ CHECKS = [
     ("loopback IPv6", check_loopback_ipv6),
     ("gcc", check_gcc),
     ("strace", check_strace),
+    ("private network", check_private_network),
     ("raw sockets", check_raw_socket),
     ("AF_PACKET capture", check_packet_capture),
     ("somaxconn", check_somaxconn),

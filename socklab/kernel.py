@@ -32,11 +32,13 @@ says so once, in one line, when the first cell runs.  ``network()`` tells which.
 import ctypes
 import fcntl
 import os
+import shutil
 import socket
 import struct
+import subprocess
 import sys
 
-__all__ = ["network", "install"]
+__all__ = ["network", "install", "private_network_refused", "shell_main"]
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -145,6 +147,90 @@ def _say_once(shell, line):
     shell.events.register("pre_run_cell", say)
 
 
+def private_network_refused():
+    """None if a socklab kernel here gets a network of its own, else why not.
+
+    Tried for real, in a child process: the steps are those of main(), and
+    they change the process that takes them.
+    """
+    try:
+        child = subprocess.run([sys.executable, "-m", "socklab.kernel", "try"],
+                               capture_output=True, text=True, timeout=20,
+                               stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the test could not run: {exc}"
+    return None if child.returncode == 0 else (child.stdout.strip() or child.stderr.strip())
+
+
+def _try():
+    """main()'s steps, then exit: status 0, or 1 with why not on stdout."""
+    try:
+        in_user_namespace = not _may_make_namespaces()
+        if in_user_namespace:
+            enter_user_namespace()
+        enter_network_namespace(in_user_namespace)
+    except OSError as exc:
+        print(_why(exc))
+        return 1
+    return 0
+
+
+# -- a terminal in a kernel's network -------------------------------------------------
+
+def running_kernels():
+    """{pid: connection file} of this user's running socklab kernels."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != os.getuid():
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                argv = file.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # ended meanwhile
+        if "socklab.kernel" in argv and "-f" in argv[:-1]:
+            found[int(entry)] = argv[argv.index("-f") + 1]
+    return found
+
+
+def shell_main(argv):
+    """``python -m socklab shell [KERNEL]``: a shell in a socklab kernel's network.
+
+    KERNEL is a kernel's process id or (a part of) its id, as JupyterLab's
+    connection file names it; without it, the only running kernel.  Inside,
+    ``ss``, ``nc``, ``curl`` see what the kernel's code sees.
+    """
+    kernels = running_kernels()
+    wanted = argv[0] if argv else ""
+    chosen = [pid for pid, connection in kernels.items()
+              if not wanted or wanted == str(pid) or wanted in os.path.basename(connection)]
+    if len(chosen) != 1:
+        print("no running socklab kernel" + (f" matches {wanted!r}" if wanted else "") + "."
+              if not chosen else "several socklab kernels run; name one:", file=sys.stderr)
+        for pid, connection in sorted(kernels.items()):
+            print(f"  python -m socklab shell {pid}    ({os.path.basename(connection)})",
+                  file=sys.stderr)
+        return 2
+    pid = chosen[0]
+    if os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+        print(f"kernel {pid} has no network of its own: a shell here shares it already.",
+              file=sys.stderr)
+        return 1
+    if shutil.which("nsenter") is None:
+        print("nsenter is missing (util-linux): sudo apt-get install util-linux", file=sys.stderr)
+        return 1
+    command = ["nsenter", f"--target={pid}", "--net"]
+    if os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user"):
+        # Its owner may enter it, and is root inside, as in the kernel: the uid
+        # is already mapped, and setgroups() is denied there (enter_user_namespace).
+        command[2:2] = ["--user", "--preserve-credentials"]
+    shell = os.environ.get("SHELL", "/bin/sh")
+    print(f"a shell in the network of kernel {pid}; leave it with exit", file=sys.stderr)
+    os.execvp(command[0], [*command, shell])
+
+
 def install(prefix=sys.prefix):
     """Install the kernelspec "socklab" under ``prefix`` (the project's environment)."""
     import json
@@ -169,5 +255,7 @@ def install(prefix=sys.prefix):
 if __name__ == "__main__":
     if sys.argv[1:] == ["install"]:
         print(f"installed the kernel {DISPLAY_NAME!r} in {install()}")
+    elif sys.argv[1:] == ["try"]:
+        sys.exit(_try())
     else:
         main(sys.argv[1:])

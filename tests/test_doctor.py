@@ -19,7 +19,7 @@ from socklab import c, capture, doctor, icmp, measure, trace
 
 EXPECTED_NAMES = [
     "python", "socklab", "loopback IPv4", "loopback IPv6", "gcc", "strace",
-    "raw sockets", "AF_PACKET capture", "somaxconn", "ping_group_range",
+    "private network", "raw sockets", "AF_PACKET capture", "somaxconn", "ping_group_range",
     "ip_local_port_range", "ss", "iperf3",
     "jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "nbval",
 ]

@@ -8,6 +8,8 @@ and the script starts "Python 3 (socklab)" kernels the way Jupyter does:
   recording), in a network namespace that is not the script's own;
 * ``same-port``: two kernels listen on 127.0.0.1:8080 at once, each reaching
   its own server;
+* ``shell``: ``python -m socklab shell KERNEL`` opens a shell in that kernel's
+  network, where the kernel's listener is seen;
 * ``refused``: where Linux refuses new namespaces (here: inside a user
   namespace whose limits are 0), the kernel runs as a plain kernel, says so once,
   and the same lessons run without an error nobody expected.
@@ -82,6 +84,14 @@ def test_two_kernels_listen_on_the_same_port(tmp_path):
     assert report["nets"][0] != report["nets"][1]
 
 
+def test_a_shell_joins_a_kernels_network(tmp_path):
+    report = run_script(tmp_path, "shell")
+    assert report["exit"] == 0, report["stderr"]
+    assert report["net"] == report["kernel_net"]  # the shell's, read inside it
+    assert f":{8080:04X} " in report["tcp"]  # the kernel's listener, in /proc/net/tcp
+    assert "a shell in the network of kernel" in report["stderr"]
+
+
 def test_where_namespaces_are_refused_the_kernel_is_plain_and_says_so(tmp_path):
     report = run_script(tmp_path, "refused", wrap=["unshare", "--user", "--map-root-user",
                                                    "sh", "-c", NO_NAMESPACES, "sh"])
@@ -93,6 +103,7 @@ def test_where_namespaces_are_refused_the_kernel_is_plain_and_says_so(tmp_path):
         assert ran["errors"] == [], f"{lesson}: unexpected errors in cells {ran['errors']}"
         said = ran["first_stderr"]
         assert said.count("socklab: no private network for this kernel") == 1, said
+    assert "user.max_user_namespaces" in report["doctor_says"]  # the doctor's reason
     assert report["11-raw-sockets"]["recorded"], "without a private network, lesson 11 shows recordings"
 
 
@@ -154,6 +165,33 @@ def same_port():
     return {"answers": answers, "nets": nets}
 
 
+def shell():
+    import os
+    import subprocess
+
+    from jupyter_client.manager import start_new_kernel
+
+    from socklab import kernel
+
+    manager, client = start_new_kernel(kernel_name="socklab")
+    try:
+        client.execute_interactive(
+            "import socklab\nserver = socklab.TCPEchoServer(port=8080, name='in-the-kernel')",
+            timeout=60)
+        (pid,) = [pid for pid, connection in kernel.running_kernels().items()
+                  if connection == manager.connection_file]
+        done = subprocess.run(
+            [sys.executable, "-m", "socklab", "shell", os.path.basename(manager.connection_file)],
+            input="readlink /proc/self/ns/net; cat /proc/net/tcp\n", capture_output=True,
+            text=True, timeout=60, env={**os.environ, "SHELL": "/bin/sh"})
+        net, _, tcp = done.stdout.partition("\n")
+        return {"exit": done.returncode, "stderr": done.stderr, "net": net, "tcp": tcp,
+                "kernel_net": os.readlink(f"/proc/{pid}/ns/net")}
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
 def main(mode, report_path):
     import os
 
@@ -161,7 +199,12 @@ def main(mode, report_path):
     report = {"uid": os.getuid(), "net": os.readlink("/proc/self/ns/net")}
     if mode == "same-port":
         report.update(same_port())
+    elif mode == "shell":
+        report.update(shell())
     else:
+        if mode == "refused":
+            from socklab import kernel
+            report["doctor_says"] = kernel.private_network_refused()
         report.update({lesson: run_lesson(lesson) for lesson in LESSONS})
     pathlib.Path(report_path).write_text(json.dumps(report))
 

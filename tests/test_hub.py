@@ -9,12 +9,14 @@ through the proxy, over HTTP and websockets, as a browser would:
 
 - five learners sign in on the hub's login form (a wrong password is refused),
   start their servers and open JupyterLab (the hub's OAuth dance);
-- each opens lesson 05 and runs every code cell in order in a kernel of their
-  own, all five at once; the outputs must match the stored ones as nbval
-  compares them, errors only in raises-exception cells (tests/nbcompare.py);
-- a learner cannot use another learner's server through the hub, yet a server
-  one learner starts on 127.0.0.1 answers another learner's kernel: on one host
-  every learner's loopback is shared (docs/hub.md says so, and what to do).
+- each opens lesson 05 and runs every code cell in order in a socklab kernel
+  of their own, all five at once; the outputs must match the stored ones as
+  nbval compares them, errors only in raises-exception cells
+  (tests/nbcompare.py); the checks the lesson runs are recorded in each
+  learner's home, and `python -m socklab class-report` shows the five;
+- a learner cannot use another learner's server through the hub, nor reach a
+  server another learner starts on 127.0.0.1: each socklab kernel has a
+  loopback of its own, where two learners may use the same port.
 
 At the end every server is stopped, the hub shuts down, and no process it
 started may be left (each carries a marker in its environment).
@@ -183,8 +185,8 @@ def start_hub(state, config, token):
 
 
 class Hub:
-    def __init__(self, url, token):
-        self.url, self.token = url, token
+    def __init__(self, url, token, state):
+        self.url, self.token, self.state = url, token, state
 
     def processes(self):
         """The processes this hub started (and the hub), alive now."""
@@ -208,7 +210,7 @@ def hub(tmp_path_factory):
     server = None
     try:
         server, url = start_hub(state, test_config, token)
-        yield Hub(url, token)
+        yield Hub(url, token, state)
     finally:
         if server is not None:
             stop_hub(server)
@@ -272,7 +274,7 @@ class Learner:
     def open_notebook(self, path):
         """Open a notebook as JupyterLab does: a session, and its kernel's websocket."""
         reply = self.server_api("POST", "sessions", json={
-            "path": path, "name": "", "type": "notebook", "kernel": {"name": "python3"},
+            "path": path, "name": "", "type": "notebook", "kernel": {"name": "socklab"},
         })
         assert reply.status_code == 201, reply.text
         session = reply.json()
@@ -423,20 +425,30 @@ def test_a_wrong_password_is_refused(hub):
     assert "jupyterhub-session-id" not in stranger.http.cookies
 
 
-def test_five_learners_run_lesson_05_through_the_hub(learners):
+def test_five_learners_run_lesson_05_through_the_hub(hub, learners, tmp_path):
     with concurrent.futures.ThreadPoolExecutor(len(learners)) as pool:
         results = pool.map(lambda learner: run_lesson(learner, LESSON), learners)
         problems = [problem for result in results for problem in result]
     assert problems == [], "\n".join(problems)
+    # Each learner's checks recorded in their own home; the instructor gathers them.
+    page = tmp_path / "class.html"
+    folders = sorted((hub.state / "home").glob("*/.local/share/socklab"))
+    done = subprocess.run([sys.executable, "-m", "socklab", "class-report",
+                           *map(str, folders), "-o", str(page)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"<tr[^>]*>\s*<t[hd][^>]*>([^<]+)<", page.read_text())
+    assert sorted(set(rows) & set(LEARNERS)) == sorted(LEARNERS), rows
 
 
-def test_learners_share_one_loopback(hub, learners):
-    """The hub keeps learners out of each other's servers -- not their sockets."""
+def test_each_learner_has_a_network_of_their_own(hub, learners):
+    """The hub keeps learners out of each other's servers; the socklab kernel, out of
+    each other's sockets: each has a loopback of their own."""
     ada, alan = learners[0], learners[1]
     # Through the hub, Alan can neither open Ada's JupyterLab nor use its API...
     assert alan.http.get(f"{hub.url}user/{ada.name}/lab", timeout=60).status_code == 403
     assert alan.server_api("GET", "sessions", owner=ada.name).status_code == 403
-    # ...but a server Ada starts on 127.0.0.1 in her kernel answers Alan's kernel.
+    # ...and a server Ada starts on 127.0.0.1 in her kernel is not on Alan's loopback.
     before = len(hub.processes())
     ada_kernel = ada.open_notebook(LESSON)
     alan_kernel = alan.open_notebook(LESSON)
@@ -449,13 +461,19 @@ def test_learners_share_one_loopback(hub, learners):
         )
         port = int(shown[0].data["text/plain"])
         answer = alan_kernel.run(
-            "import socket\n"
+            "import socket, socklab\n"
+            "try:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=5)\n"
+            "except ConnectionRefusedError:\n"
+            "    print('refused')\n"
+            f"alans = socklab.TCPEchoServer(port={port}, name='alans-echo')\n"
             f"with socket.create_connection(('127.0.0.1', {port}), timeout=5) as s:\n"
             "    s.sendall(b'hello from alan')\n"
-            "    print(s.recv(100))"
+            "    print(s.recv(100))\n"
+            "alans.stop()"
         )
         assert all(out.output_type == "stream" for out in answer), answer
-        assert "".join(out.text for out in answer) == "b'hello from alan'\n", answer
+        assert "".join(out.text for out in answer) == "refused\nb'hello from alan'\n", answer
         stopped = ada_kernel.run("socklab.stop_all(), socklab.running()")
         assert stopped[0].data["text/plain"] == "(1, [])", stopped
     finally:

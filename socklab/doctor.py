@@ -242,10 +242,15 @@ def check_iperf3():
 
 
 def check_ss():
-    """ss (iproute2) reads the kernel's socket tables: lessons 03 and 08 use it."""
+    """ss (iproute2) lists the kernel's sockets in a terminal; the lessons do not need it.
+
+    They read the same table as ss does (socklab.explore.tcp_sockets); only lesson
+    03's exercise 3, which parses ss's text, checks one case fewer without it.
+    """
     ss = shutil.which("ss")
     if ss is None:
-        return Check("ss", WARN, "not found (lessons 03 and 08 read queues and TIME_WAIT with it)",
+        return Check("ss", WARN, "not found (optional: the lessons read the socket table "
+                     "without it; in a terminal, ss shows it)",
                      "install iproute2: sudo apt-get install iproute2 (Fedora: sudo dnf install iproute)")
     try:
         return Check("ss", OK, first_line(run_tool([ss, "--version"])))

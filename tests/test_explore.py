@@ -1,9 +1,12 @@
 """socklab.explore: the experiments behind the widgets, on real sockets, with no Jupyter."""
 
+import select
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -119,3 +122,87 @@ def test_closed_udp_address_refuses_and_lies_below_the_ports_the_kernel_hands_ou
         sock.send(b"anyone?")
         with pytest.raises(ConnectionRefusedError):
             sock.recv(1)
+
+
+# -------------------------------------------------------------- tcp_sockets()
+
+
+def ss_rows(*arguments):
+    """ss's own lines for the same question, split into columns; skip without ss."""
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is not installed: nothing to compare with")
+    done = subprocess.run(["ss", "-tanH", *arguments], capture_output=True, text=True,
+                          timeout=10, check=True)
+    return [line.split() for line in done.stdout.splitlines()]
+
+
+def test_a_listeners_queue_and_backlog_as_ss_shows_them():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(3)
+        port = listener.getsockname()[1]
+        waiting = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                   for _ in range(2)]
+        try:
+            rows = [row for row in explore.tcp_sockets() if row.local == ("127.0.0.1", port)]
+            listening = [row for row in rows if row.state == "LISTEN"]
+            assert listening == [explore.TCPSocket("LISTEN", 2, 3, ("127.0.0.1", port),
+                                                   ("0.0.0.0", 0))]
+            # The two connections in the queue, the server's ends, are in the table too.
+            assert sorted(row.peer for row in rows if row.state == "ESTAB") == sorted(
+                client.getsockname() for client in waiting)
+            ss = ss_rows("state", "listening", "sport", "=", f":{port}")
+            assert [fields[:3] for fields in ss] == [["2", "3", f"127.0.0.1:{port}"]]  # Recv-Q, Send-Q
+        finally:
+            for client in waiting:
+                client.close()
+
+
+def test_unread_bytes_and_time_wait_as_ss_shows_them():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        conn, _ = listener.accept()
+        ends = {conn.getsockname(), client.getsockname()}
+        with conn:
+            client.sendall(b"12345")
+            select.select([conn], [], [], 5)  # one segment: readable once it is all there
+            server_end = [row for row in explore.tcp_sockets()
+                          if (row.local, row.peer) == (conn.getsockname(), client.getsockname())]
+            assert [(row.state, row.recv_q) for row in server_end] == [("ESTAB", 5)]
+            client.close()  # the client closes first: its end will wait in TIME_WAIT
+            assert conn.recv(100) == b"12345" and conn.recv(100) == b""
+    # The server's FIN reaches the client's end a moment after close(): wait for it.
+    deadline = time.monotonic() + 5
+    while True:
+        rows = [row for row in explore.tcp_sockets() if {row.local, row.peer} == ends]
+        if [row.state for row in rows] == ["TIME-WAIT"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert [row.state for row in rows] == ["TIME-WAIT"]
+    host, port = rows[0].local
+    ss = ss_rows("state", "time-wait", "src", f"{host}:{port}")
+    assert len(ss) == 1 and ss[0][2] == f"{host}:{port}"
+
+
+def test_ipv6_sockets_are_in_the_table_too():
+    try:
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6, backlog=7)
+    except OSError as exc:
+        pytest.skip(f"no IPv6 on loopback here: {exc}")
+    with listener:
+        port = listener.getsockname()[1]
+        rows = [row for row in explore.tcp_sockets() if row.local == ("::1", port)]
+    assert rows == [explore.TCPSocket("LISTEN", 0, 7, ("::1", port), ("::", 0))]
+
+
+def test_proc_net_tcp_shows_the_accept_queue_but_not_the_backlog():
+    """Why tcp_sockets() asks over netlink, as ss does, and not /proc/net/tcp."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(3)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            with open("/proc/net/tcp") as table:
+                rows = [line.split() for line in table][1:]
+            listening = [row for row in rows if row[3] == "0A" and row[1] == f"0100007F:{port:04X}"]
+    assert [row[4] for row in listening] == ["00000000:00000001"]  # tx_queue:rx_queue

@@ -6,7 +6,7 @@ Each check runs the learner's function against real sockets on loopback:
 * check_make_listener -- is the socket it returns a TCP socket, bound to the
   host it was asked for (port 0: any free port), listening, with SO_REUSEADDR,
   and with the backlog it was asked for?  The backlog is read back from the
-  kernel with ``ss`` (iproute2), the way the lesson reads it.
+  kernel's socket table, as ``ss`` reads it (socklab.explore.tcp_sockets).
 * check_serve_one -- does it accept one client, greet it with b"hello\\n", close
   that connection (and not the listener), return the client's address -- and
   survive a client that connected and reset before it was accepted?
@@ -32,6 +32,7 @@ import struct
 import subprocess
 import time
 
+from .. import explore
 from . import adversary, c_answer
 from .report import (
     TIME_LIMIT,
@@ -48,38 +49,20 @@ __all__ = ["check_make_listener", "check_serve_one", "check_queue_state",
 PYTHON_DEFAULT_BACKLOG = 128  # socket.listen() without an argument: min(SOMAXCONN, 128)
 
 
-# -- reading a listener's queue with ss ---------------------------------------------
-
-
-def _ss_lines(*filters):
-    """Lines of ``ss -ltnH [filters]``; None when ss is not installed."""
-    ss = shutil.which("ss")
-    if ss is None:
-        return None
-    done = subprocess.run([ss, "-ltnH", *filters], capture_output=True, text=True,
-                          timeout=5, stdin=subprocess.DEVNULL)
-    return [line for line in done.stdout.splitlines() if line.strip()]
-
-
-def _local_host_port(column):
-    """("127.0.0.1", 8080) from "127.0.0.1:8080", "[::1]:8080", "127.0.0.53%lo:53"."""
-    host, _, port = column.rpartition(":")
-    host = host.split("%", 1)[0].strip("[]")
-    return host, int(port) if port.isdigit() else None
+# -- reading a listener's queue ------------------------------------------------------
 
 
 def listen_queue(host, port):
     """(waiting, backlog) of the TCP listener at (host, port), as ``ss -ltn`` shows.
 
     Recv-Q of a listening socket is how many connections wait for accept();
-    Send-Q is the backlog the queue is limited to.  None if ss is missing or
-    nothing listens there.
+    Send-Q is the backlog the queue is limited to.  Read from the kernel's
+    table as ss reads it (socklab.explore.tcp_sockets), so ss need not be
+    installed.  None if nothing listens there.
     """
-    lines = _ss_lines("sport", "=", f":{port}")
-    for line in lines or ():
-        fields = line.split()
-        if len(fields) >= 4 and _local_host_port(fields[3]) == (host, port):
-            return int(fields[1]), int(fields[2])
+    for row in explore.tcp_sockets():
+        if row.state == "LISTEN" and row.local == (host, port):
+            return row.recv_q, row.send_q
     return None
 
 
@@ -127,8 +110,6 @@ def check_make_listener(make_listener):
         finally:
             for sock in _sockets_in(outcome.value):
                 sock.close()
-        if verdict.passed and shutil.which("ss") is None:
-            description += " (backlog not checked: `ss` is not installed)"
         if report.add(description, verdict).final:
             return report  # one hint is enough
     return report
@@ -215,10 +196,10 @@ def _hint_for_listener_error(exc, host):
 
 
 def _judge_backlog(host, port, backlog):
-    """Judge the backlog of the listener at (host, port), as ss shows it (passed without ss)."""
+    """Judge the backlog of the listener at (host, port), as ss shows it."""
     queue = listen_queue(host, port)
     if queue is None:
-        return Verdict.ok()  # no ss to read it with: the check's description says so
+        return Verdict.ok()  # not in this network's table: the other judges decide
     _, actual = queue
     if actual == backlog:
         return Verdict.ok()

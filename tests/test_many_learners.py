@@ -8,7 +8,9 @@ build folders, temporary files, names -- and nothing may be left behind.
 The test starts a separate process, the *orchestrator* (this file run as a
 script), which plays the learners: all LEARNERS learners start at once, each
 on one of the LESSONS in turn (seven or six on each, as a workshop whose groups
-work on different lessons), in a fresh kernel started in notebooks/en.  Six
+work on different lessons), in a fresh kernel started in notebooks/en: half of
+them socklab kernels (a network of their own), half plain kernels sharing the
+machine's loopback.  Six
 kernels on one lesson meet every collision two would; twenty kernels load the
 machine as a full room does.  The orchestrator then checks, as nbval does, that every cell's
 output equals the stored one, and that nothing is left:
@@ -135,11 +137,12 @@ def describe_process(pid):
     return f"pid {pid} state {state}: {command or '(no command line: a zombie)'}"
 
 
-def inet_sockets():
-    """inode -> (protocol, local port, TCP state in hex) of every IP socket here."""
+def inet_sockets(pid):
+    """inode -> (protocol, local port, TCP state in hex) of every IP socket in the
+    network of process ``pid`` (a socklab kernel's own, where it has one)."""
     table = {}
     for protocol in ("tcp", "tcp6", "udp", "udp6"):
-        with open(f"/proc/net/{protocol}") as file:
+        with open(f"/proc/{pid}/net/{protocol}") as file:
             for line in list(file)[1:]:
                 columns = line.split()
                 port = int(columns[1].rpartition(":")[2], 16)
@@ -149,12 +152,12 @@ def inet_sockets():
 
 def sockets_of(pid):
     """The IP sockets process ``pid`` has open: [(protocol, local port, state)]."""
-    table = inet_sockets()
-    found = []
     try:
+        table = inet_sockets(pid)
         fds = os.listdir(f"/proc/{pid}/fd")
     except FileNotFoundError:
         return []
+    found = []
     for fd in fds:
         try:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
@@ -205,6 +208,10 @@ class Learner:
         self.workshop = workshop
         self.durations = {}
         self.attempts = 0  # kernels started, for their socket files' names
+        # Half in socklab kernels (a network each), half in plain ones sharing
+        # the machine's loopback, as where user namespaces are refused: the
+        # shared half is where ports, if anything, would collide.
+        self.kernel_name = "socklab" if number % 2 else "python3"
 
     def problem(self, lesson, text):
         self.workshop.problems.append(f"learner {self.number}, {lesson}: {text}")
@@ -248,7 +255,7 @@ class Learner:
             # Output may come well after the cell's reply when twenty kernels
             # share two cores; nbclient waits 4 s for it unless told otherwise.
             iopub_timeout=OUTPUT_TIMEOUT, raise_on_iopub_timeout=True,
-            kernel_name="python3", resources={"metadata": {"path": str(LESSON_DIR)}},
+            kernel_name=self.kernel_name, resources={"metadata": {"path": str(LESSON_DIR)}},
         )
         client.km = client.create_kernel_manager()
         # The kernel's channels on Unix sockets, not TCP ports.  Over TCP,

@@ -204,7 +204,7 @@ def test_lesson_00_runs_in_a_real_browser(lab):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/lab/tree/notebooks/en/{LESSON}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
+            page.wait_for_selector("text=Python 3 (socklab) | Idle", timeout=60_000)
             # Clear the stored outputs first: a fresh run gives the same prompt
             # numbers, so only cleared prompts show that the cells really ran.
             page.wait_for_selector(".jp-InputArea-prompt:text-is('[1]:')")  # stored outputs shown

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import textwrap
 
-from . import c, capture, icmp, kernel, measure, trace
+from . import c, capture, icmp, measure, trace
 
 OK, WARN, MISSING = "ok", "warn", "missing"
 SUBPROCESS_TIMEOUT = 20  # seconds; a stuck tool must not hang the doctor
@@ -260,6 +260,10 @@ def check_ss():
 
 def check_private_network():
     """Can a "Python 3 (socklab)" kernel have a network of its own here? Tried for real."""
+    # Imported here: `import socklab` imports the doctor, and Python warns when a
+    # package has imported the module it is asked to run (python -m socklab.kernel).
+    from . import kernel
+
     why_not = kernel.private_network_refused()
     if why_not is None:
         return Check("private network", OK, "each socklab kernel gets a loopback of its own")

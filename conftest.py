@@ -55,7 +55,7 @@ def pytest_terminal_summary(terminalreporter):
 # The files of each stage are named here, once.
 
 WORKSHOP = {"test_many_learners.py", "test_hub.py", "test_browser.py"}
-NOTEBOOK_RUNS = {"test_rerun.py", "test_kernel.py"}  # whole lessons: not in `make test-fast`
+NOTEBOOK_RUNS = {"test_rerun.py", "test_kernel.py", "test_degraded.py"}  # whole lessons: not in `make test-fast`
 
 # The Makefile's `--dist loadfile` sends each file to one worker: nbval's items
 # are the cells of one notebook, run in order in one kernel, and a test file's
@@ -64,7 +64,7 @@ NOTEBOOK_RUNS = {"test_rerun.py", "test_kernel.py"}  # whole lessons: not in `ma
 # goes to a worker of its own, so that no worker gets them all.  (xdist's
 # loadgroup would say this with marks, but its marks do nothing with pytest 9.2,
 # whose node ids cannot be renamed.)
-SPREAD = {"test_rerun.py", "test_kernel.py", "test_c_exercises.py", "test_c_servers.py"}
+SPREAD = {"test_rerun.py", "test_kernel.py", "test_degraded.py", "test_c_exercises.py", "test_c_servers.py"}
 
 
 def pytest_collection_modifyitems(config, items):

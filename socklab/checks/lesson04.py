@@ -190,16 +190,23 @@ def _judge_exact(run, wsock, expected, n):
     return Verdict.ok()
 
 
-def _case_pieces(recv_exact):
-    """Judge recv_exact(sock, 5000) on bytes that arrive in pieces of random sizes."""
-    n = 5000
-    data = _random_bytes(n)
+def _run_on_pieces(recv_exact, data, n, max_piece):
+    """Call recv_exact(sock, n) while a sender sends ``data`` in pieces of at most
+    ``max_piece`` bytes, then closes; return (run, wsock)."""
     go = threading.Event()
-    with serve(_pieces_sender(data, go, 1000), name="check-recv-exact") as srv:
+    with serve(_pieces_sender(data, go, max_piece), name="check-recv-exact") as srv:
         wsock = _connect(srv, go)
         with wsock.sock:
             run = _run(recv_exact, wsock, n)
             go.set()  # the sender must not wait for a read that never comes
+    return run, wsock
+
+
+def _case_pieces(recv_exact):
+    """Judge recv_exact(sock, 5000) on bytes that arrive in pieces of random sizes."""
+    n = 5000
+    data = _random_bytes(n)
+    run, wsock = _run_on_pieces(recv_exact, data, n, 1000)
     return _judge_exact(run, wsock, data, n)
 
 
@@ -230,12 +237,7 @@ def _case_early_close(recv_exact):
     """Judge recv_exact(sock, 5000) on a peer that closes after 1,000 bytes: EOFError."""
     n, sent = 5000, 1000
     data = _random_bytes(sent)
-    go = threading.Event()
-    with serve(_pieces_sender(data, go, 400), name="check-recv-exact") as srv:
-        wsock = _connect(srv, go)
-        with wsock.sock:
-            run = _run(recv_exact, wsock, n)
-            go.set()
+    run, wsock = _run_on_pieces(recv_exact, data, n, 400)
     if run.timed_out or run.stopped:
         return Verdict.fail(_hint_for_stop(wsock, n))
     if run.error is not None:
@@ -726,12 +728,19 @@ def _judge_sent(run, peer):
     return None
 
 
+def _judge_failure_or_sent(run, peer):
+    """What the echo and the early-end cases judge first: a crash or a signal
+    (_judge_failure), then the bytes the server got (_judge_sent).  A Verdict or None."""
+    verdict = _judge_failure(run, peer.size)
+    if verdict is None:
+        verdict = _judge_sent(run, peer)
+    return verdict
+
+
 def _judge_echo(run, peer):
     """The server sent back all SIZE bytes: the program must say so, with status 0."""
     size = peer.size
-    verdict = _judge_failure(run, size)
-    if verdict is None:
-        verdict = _judge_sent(run, peer)
+    verdict = _judge_failure_or_sent(run, peer)
     if verdict is not None:
         return verdict
     if run.hung:
@@ -772,9 +781,7 @@ def _judge_echo(run, peer):
 def _judge_early_end(run, peer, how):
     """The server ended the connection after EARLY_END bytes: an error, and no hang."""
     size = peer.size
-    verdict = _judge_failure(run, size)
-    if verdict is None:
-        verdict = _judge_sent(run, peer)
+    verdict = _judge_failure_or_sent(run, peer)
     if verdict is not None:
         return verdict
     if run.hung:

@@ -87,6 +87,19 @@ def expected_report(count, order):
     return list(order), missing, duplicates, late
 
 
+def _stoppable(name):
+    """A receiving method of _WatchedUDPSocket: the real socket's ``name``, but
+    CheckStopped if the check has stopped, before the call or while it waited."""
+
+    def receive(self, *args):
+        self._received(None)
+        return self._received(getattr(self.sock, name)(*args))
+
+    receive.__name__ = name
+    receive.__qualname__ = f"_WatchedUDPSocket.{name}"
+    return receive
+
+
 class _WatchedUDPSocket:
     """A bound UDP socket handed to the learner; it can be stopped from outside.
 
@@ -105,25 +118,11 @@ class _WatchedUDPSocket:
             raise CheckStopped(self.stop_reason)
         return result
 
-    def recv(self, *args):
-        self._received(None)
-        return self._received(self.sock.recv(*args))
-
-    def recvfrom(self, *args):
-        self._received(None)
-        return self._received(self.sock.recvfrom(*args))
-
-    def recv_into(self, *args):
-        self._received(None)
-        return self._received(self.sock.recv_into(*args))
-
-    def recvfrom_into(self, *args):
-        self._received(None)
-        return self._received(self.sock.recvfrom_into(*args))
-
-    def recvmsg(self, *args):
-        self._received(None)
-        return self._received(self.sock.recvmsg(*args))
+    recv = _stoppable("recv")
+    recvfrom = _stoppable("recvfrom")
+    recv_into = _stoppable("recv_into")
+    recvfrom_into = _stoppable("recvfrom_into")
+    recvmsg = _stoppable("recvmsg")
 
     def settimeout(self, value):
         self.timeouts.append(value)

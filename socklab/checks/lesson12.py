@@ -189,15 +189,24 @@ def _said_once(verdict, hints_given):
     return verdict
 
 
-def _judge_extra_calls(outcome, expected, c_trace, py_trace):
-    """Judge extra_calls(c_trace, py_trace): ``expected``, {call: how many more in Python}."""
+def _judge_call(outcome, hang_hint):
+    """What both judges say first, or None: the call did not return (``hang_hint``,
+    final), it is still the stub, or it raised."""
     if not outcome.finished:
-        return Verdict.fail("it did not return within the time limit: "
-                            "a loop that never ends?", final=True)
+        return Verdict.fail(hang_hint, final=True)
     if not_written(outcome):
         return Verdict.not_written()
     if outcome.error is not None:
         return Verdict.fail(describe_error(outcome.error))
+    return None
+
+
+def _judge_extra_calls(outcome, expected, c_trace, py_trace):
+    """Judge extra_calls(c_trace, py_trace): ``expected``, {call: how many more in Python}."""
+    verdict = _judge_call(outcome, "it did not return within the time limit: "
+                                   "a loop that never ends?")
+    if verdict is not None:
+        return verdict
     got = _as_counts(outcome.value)
     if got is None:
         return Verdict.fail(
@@ -215,13 +224,10 @@ def _judge_extra_calls(outcome, expected, c_trace, py_trace):
 
 def _judge_answer(outcome, body):
     """Judge ask(sock, body)'s answer: the server's, ``body`` in capitals."""
-    if not outcome.finished:
-        return Verdict.fail("it did not return in time: does it wait for more bytes "
-                            "than the answer has?", final=True)
-    if not_written(outcome):
-        return Verdict.not_written()
-    if outcome.error is not None:
-        return Verdict.fail(describe_error(outcome.error))
+    verdict = _judge_call(outcome, "it did not return in time: does it wait for more bytes "
+                                   "than the answer has?")
+    if verdict is not None:
+        return verdict
     if outcome.value != body.upper():
         return Verdict.fail(
             f"it returned {outcome.value!r:.60}, not the answer "

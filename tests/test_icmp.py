@@ -202,10 +202,12 @@ def test_why_not_raw_states_the_risk_and_names_no_path():
     assert not re.search(r"(^|\s)/", message)  # no path of this machine in an output
 
 
-def test_lesson_cells_as_nobody_say_why_in_plain_words():
-    """The cells that need CAP_NET_RAW, run after giving up root: words, no traceback."""
-    if os.geteuid() != 0:
-        pytest.skip("this test gives up root in a child; it needs to start as root")
+def test_lesson_cells_as_nobody_say_why_in_plain_words(tmp_path):
+    """The cells that need CAP_NET_RAW, run as nobody: words, no traceback."""
+    import unprivileged  # tests/: root only, so imported here
+
+    if not unprivileged.can_become_nobody():
+        pytest.skip("this test runs the cells as nobody; it needs to start as root")
     cells = lesson_cells()
     wanted = ["privileges-py", "privileges-report-py", "privileges-others-py",
               "echo-py-code", "reply-apart-py", "filter-py", "ping-range-py",
@@ -213,30 +215,21 @@ def test_lesson_cells_as_nobody_say_why_in_plain_words():
               "diagram-py", "states-py"]
     sources = [cells["setup"].replace("%load_ext socklab", "")] + [cells[i] for i in wanted]
     # Each cell runs as IPython runs it: the body, then the last expression shown.
+    # The whole child is nobody, from any folder (a clone in a 0700 folder too):
+    # tests/unprivileged.py keeps the project and the interpreter within its reach.
     code = textwrap.dedent("""
-        import json, os, sys
+        import json, sys
         import matplotlib
         matplotlib.use("Agg")
-        import socklab, socklab.icmp, socklab.capture, socklab.viz
         sys.path.insert(0, "tools")
         from record_lesson11 import run_cell   # the recorder's own cell runner
         sources = json.loads(sys.stdin.read())
         names = {}
-        exec(sources[0], names)                 # imports, as root
-        # Load now what the cells load lazily: this Python's own library may lie
-        # where nobody may not read (under /root, say).
-        socklab.viz.sequence_diagram(None, socklab.capture.load_recorded())
-        socklab.TCPEchoServer().stop()          # getaddrinfo() loads the idna codec
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)                        # from here on: nobody
-        shown = []
-        for source in sources[1:]:
-            shown.append(run_cell(source, names))  # as IPython runs a cell
-        print(json.dumps(shown))
+        exec(sources[0], names)                 # the lesson's imports
+        print(json.dumps([run_cell(source, names) for source in sources[1:]]))
     """)
-    child = subprocess.run(
-        [sys.executable, "-c", code], input=json.dumps(sources),
+    child = unprivileged.run(
+        [sys.executable, "-c", code], tmp_path, input=json.dumps(sources),
         capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
     )
     assert child.returncode == 0, child.stderr  # no cell raised

@@ -2,6 +2,7 @@
 
 import select
 import shutil
+import json
 import socket
 import subprocess
 import sys
@@ -103,28 +104,39 @@ def test_describe_replies_names_lost_duplicated_and_late():
     assert text.splitlines()[2] == "lost: [4]   twice: [2]   out of order: [2, 2]"
 
 
-def test_closed_udp_address_refuses_and_lies_below_the_ports_the_kernel_hands_out():
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-        lowest = int(ports.read().split()[0])
-    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the first candidate, taken
+CLOSED_UDP_PROBE = """
+import json, socket
+from socklab import explore
+with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+    lowest = int(ports.read().split()[0])
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # the first candidate
+    taken.bind(("127.0.0.1", lowest - 1))
+    host, port = explore.closed_udp_address()
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock.settimeout(5)
+    sock.connect((host, port))
+    sock.send(b"anyone?")
     try:
-        try:
-            taken.bind(("127.0.0.1", lowest - 1))
-        except OSError:
-            pass  # someone else holds it: taken all the same
-        host, port = explore.closed_udp_address()
-    finally:
-        taken.close()
-    assert host == "127.0.0.1" and port < lowest - 1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(5)
-        sock.connect((host, port))
-        sock.send(b"anyone?")
-        with pytest.raises(ConnectionRefusedError):
-            sock.recv(1)
+        sock.recv(1)
+        refused = False
+    except ConnectionRefusedError:
+        refused = True
+print(json.dumps({"lowest": lowest, "host": host, "port": port, "refused": refused}))
+"""
 
 
-# -------------------------------------------------------------- tcp_sockets()
+def test_closed_udp_address_refuses_and_lies_below_the_ports_the_kernel_hands_out():
+    # In a network namespace of its own (unshare -rn): the port the test takes
+    # is then taken from nobody else -- on the machine's loopback it could be
+    # the very port another test's closed_udp_address() found free.
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "sh", "-c",
+                           'ip link set lo up && exec "$@"', "sh",
+                           sys.executable, "-c", CLOSED_UDP_PROBE],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["host"] == "127.0.0.1" and found["port"] < found["lowest"] - 1
+    assert found["refused"]
 
 
 def ss_rows(*arguments):

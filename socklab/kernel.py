@@ -12,6 +12,8 @@ capture and the namespace's own sysctls ask for.  Everything the kernel starts
 
 How, in order (see man 7 user_namespaces, man 7 network_namespaces):
 
+0. Try steps 1 and 3 in a forked child: a user namespace cannot be left, so
+   the kernel enters one only where the network namespace will follow.
 1. ``unshare(CLONE_NEWUSER)``, while the process has one thread (Linux asks
    that), and map the user to root inside.  Real root skips this step.
 2. Start the kernel's channels (ZeroMQ sockets) as any kernel does, in the
@@ -109,20 +111,50 @@ def _may_make_namespaces():
 def _why(exc):
     if exc.errno == 1:  # EPERM
         return ("this system does not allow unprivileged user namespaces "
-                "(a container's seccomp profile, or a distribution setting)")
-    if exc.errno == 28:  # ENOSPC: user.max_user_namespaces is 0, or reached
-        return "user namespaces are switched off here (sysctl user.max_user_namespaces)"
+                "(a container's seccomp profile, or a distribution setting such as "
+                "Ubuntu's AppArmor restriction)")
+    if exc.errno == 28:  # ENOSPC: a limit is 0, or reached
+        return ("new namespaces are switched off here "
+                "(sysctl user.max_user_namespaces or user.max_net_namespaces is 0)")
     return f"unshare() failed: {exc.strerror}"
 
 
+def _refused_in_a_child(in_user_namespace):
+    """None if main()'s namespace steps work here, else why not: tried in a child.
+
+    A user namespace cannot be left again.  Where it can be made but the
+    network cannot (Ubuntu's AppArmor lets the first step pass and takes the
+    powers it gives), the kernel must not stay in one: it would be a root
+    without powers.  So both steps are tried first in a forked child, which
+    tells its parent through a pipe.  (The launcher has one thread: fork is safe.)
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: try, tell, end -- never return
+        why = ""
+        try:
+            if in_user_namespace:
+                enter_user_namespace()
+            enter_network_namespace(in_user_namespace)
+        except OSError as exc:
+            why = _why(exc)
+        os.write(write_end, why.encode())
+        os._exit(0)
+    os.close(write_end)
+    with open(read_end, "rb") as pipe:
+        why = pipe.read().decode()
+    os.waitpid(child, 0)
+    return why or None
+
+
 def main(argv):
-    why_not = None
     in_user_namespace = not _may_make_namespaces()
-    try:
-        if in_user_namespace:
-            enter_user_namespace()  # must come first: it needs a single thread
-    except OSError as exc:
-        why_not = _why(exc)
+    why_not = _refused_in_a_child(in_user_namespace)
+    if why_not is None and in_user_namespace:
+        try:
+            enter_user_namespace()  # before any thread starts: Linux asks for one thread
+        except OSError as exc:
+            why_not = _why(exc)
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
@@ -163,14 +195,10 @@ def private_network_refused():
 
 
 def _try():
-    """main()'s steps, then exit: status 0, or 1 with why not on stdout."""
-    try:
-        in_user_namespace = not _may_make_namespaces()
-        if in_user_namespace:
-            enter_user_namespace()
-        enter_network_namespace(in_user_namespace)
-    except OSError as exc:
-        print(_why(exc))
+    """main()'s test, then exit: status 0, or 1 with why not on stdout."""
+    why_not = _refused_in_a_child(not _may_make_namespaces())
+    if why_not is not None:
+        print(why_not)
         return 1
     return 0
 

@@ -28,7 +28,7 @@ LESSONS = ["03-tcp-server", "11-raw-sockets"]  # where the private network is re
 TIMEOUT = 300  # seconds for a script; each lesson takes seconds
 PROBE = ("import json as _j, os as _o, socklab.kernel as _k\n"
          "print(_j.dumps({'net': _o.readlink('/proc/self/ns/net'), 'uid': _o.getuid(),"
-         " 'network': _k.network()}))")
+         " 'user': _o.readlink('/proc/self/ns/user'), 'network': _k.network()}))")
 SAME_PORT = """
 import socket, socklab
 server = socklab.TCPEchoServer(port=8080, name="mine")
@@ -110,6 +110,22 @@ def test_where_namespaces_are_refused_the_kernel_is_plain_and_says_so(tmp_path):
     assert report["11-raw-sockets"]["recorded"], "without a private network, lesson 11 shows recordings"
 
 
+# Where a user namespace can be made but a network namespace cannot (as with
+# Ubuntu's AppArmor restriction): the limit of network namespaces is 0, and the
+# script runs as an ordinary user (uid 1000 of a namespace inside that one).
+NO_NETWORK_NAMESPACES = ("echo 0 > /proc/sys/user/max_net_namespaces && exec unshare "
+                         "--user --map-user=1000 --map-group=1000 -- \"$@\"")
+
+
+def test_where_only_the_network_is_refused_the_kernel_stays_out_of_a_user_namespace(tmp_path):
+    report = run_script(tmp_path, "probe", wrap=["unshare", "--user", "--map-root-user",
+                                                 "sh", "-c", NO_NETWORK_NAMESPACES, "sh"])
+    probe = report["probe"]
+    assert probe["network"][0] == "shared"
+    assert "user.max_net_namespaces" in probe["network"][1]
+    assert probe["user"] == report["user"], "the kernel entered a user namespace it cannot use"
+
+
 # -- the script, run as nobody ---------------------------------------------------------
 
 def run_lesson(name):
@@ -168,6 +184,20 @@ def same_port():
     return {"answers": answers, "nets": nets}
 
 
+def probe_one_kernel():
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="socklab")
+    try:
+        shown = []
+        client.execute_interactive(PROBE, timeout=60, output_hook=shown.append)
+        return json.loads("".join(m["content"].get("text", "") for m in shown
+                                  if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"))
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
 def shell():
     import os
     import subprocess
@@ -199,8 +229,11 @@ def main(mode, report_path, *lessons):
     import os
 
     sys.path.insert(0, str(ROOT / "tests"))
-    report = {"uid": os.getuid(), "net": os.readlink("/proc/self/ns/net")}
-    if mode == "same-port":
+    report = {"uid": os.getuid(), "net": os.readlink("/proc/self/ns/net"),
+              "user": os.readlink("/proc/self/ns/user")}
+    if mode == "probe":
+        report["probe"] = probe_one_kernel()
+    elif mode == "same-port":
         report.update(same_port())
     elif mode == "shell":
         report.update(shell())

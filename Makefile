@@ -19,12 +19,13 @@ JOBS   ?= 6
 PARALLEL := -n $(JOBS) --dist loadfile
 UV     := uv==0.13.9
 
-.PHONY: help lab test test-fast test-workshop execute bench doctor site clean
+.PHONY: help lab test test-fast test-workshop test-pythons execute bench doctor site clean
 
 help:
 	@echo "make lab      set up .venv if needed, then open JupyterLab on lesson 00"
 	@echo "make test     set up .venv if needed, then run every test and every notebook"
 	@echo "make test-fast  socklab's own tests only (no lesson runs, no workshop tests)"
+	@echo "make test-pythons  install and test on each Python version found (slow; PYTHONS=... to choose)"
 	@echo "make execute  re-run the lessons and store their outputs (after changing one)"
 	@echo "make bench    C vs Python: echo server, bulk transfer vs iperf3, small messages, Nagle"
 	@echo "make doctor   what works on this machine (gcc, strace, root, sysctls)"
@@ -32,8 +33,8 @@ help:
 	@echo "make clean    remove .venv and caches"
 
 $(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.json socklab/kernel.py
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
-	  { echo "socklab needs Python 3.10 or newer; '$(PYTHON)' is older. Try: make lab PYTHON=python3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "socklab needs Python 3.11 or newer; '$(PYTHON)' is older. Try: make lab PYTHON=python3.12"; exit 1; }
 	@if ! $(PY) -c 'import sys' 2>/dev/null; then \
 	  echo "==> creating $(VENV) with $$($(PYTHON) --version)"; \
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
@@ -85,6 +86,12 @@ test-workshop: $(READY)
 # socklab's own tests only: no lesson executed, no workshop test
 test-fast: $(READY)
 	$(PY) -m pytest $(PARALLEL) -m "not workshop and not notebooks" tests
+
+# Does each Python version that pyproject.toml claims install and pass?  A fresh
+# venv per version, in a temporary copy of the project (tools/test_pythons.py).
+# Not part of `make test`: it installs everything once per version.
+test-pythons:
+	$(PYTHON) tools/test_pythons.py $(PYTHONS)
 
 execute: $(READY)
 	$(PY) tools/execute.py $(if $(NB),$(NB),notebooks/en/*.ipynb)

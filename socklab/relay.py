@@ -142,7 +142,10 @@ def _check_target(target):
             f"target host must be a literal loopback address such as '127.0.0.1' "
             f"or '::1', not {host!r}"
         ) from None
-    if not ip.is_loopback:  # 127.0.0.0/8 for IPv4, only ::1 for IPv6
+    # 127.0.0.0/8 for IPv4, only ::1 for IPv6.  Python 3.13 also calls an IPv4
+    # address in IPv6 form (::ffff:127.0.0.1) loopback, 3.12 does not: the relay
+    # takes one spelling per address on every version.
+    if not ip.is_loopback or getattr(ip, "ipv4_mapped", None) is not None:
         raise ValueError(
             f"the relay only sends to loopback (127.0.0.0/8 or ::1), not to {host}"
         )

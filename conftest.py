@@ -46,6 +46,32 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"  {nodeid}")
 
 
+# -- Kernels over Unix sockets ------------------------------------------------
+# A kernel's channels are five TCP ports on 127.0.0.1 by default, which
+# jupyter_client finds free, lets go, and the kernel binds a moment later.
+# With six workers opening sockets, one was taken meanwhile now and then, and
+# a lesson's kernel died before it answered (a fresh-clone CI run lost lesson
+# 01 so).  Over ipc (Unix sockets, in the runtime folder) there is no port to
+# take.  nbval makes its KernelManager without any config: its module gets one
+# that asks for ipc, at a path of its own (PATH-1 ... PATH-5; the default path
+# is the same for every kernel started in one folder).
+import uuid  # noqa: E402
+
+import nbval.kernel  # noqa: E402
+from jupyter_client.manager import KernelManager  # noqa: E402
+from jupyter_core.paths import jupyter_runtime_dir  # noqa: E402
+
+
+class KernelOverUnixSockets(KernelManager):
+    def __init__(self, **kwargs):
+        os.makedirs(jupyter_runtime_dir(), exist_ok=True)
+        path = os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}")
+        super().__init__(transport="ipc", ip=path, **kwargs)
+
+
+nbval.kernel.KernelManager = KernelOverUnixSockets
+
+
 # -- Stages and parallel workers ---------------------------------------------
 # `make test` runs the suite in two stages (see the Makefile):
 #   1. everything but the workshop tests, on several pytest-xdist workers;

@@ -191,9 +191,11 @@ def test_unread_bytes_and_time_wait_as_ss_shows_them():
             break
         time.sleep(0.01)
     assert [row.state for row in rows] == ["TIME-WAIT"]
-    host, port = rows[0].local
-    ss = ss_rows("state", "time-wait", "src", f"{host}:{port}")
-    assert len(ss) == 1 and ss[0][2] == f"{host}:{port}"
+    (host, port), (peer_host, peer_port) = rows[0].local, rows[0].peer
+    # Both ends: the same local port may also wait with another peer.
+    ss = ss_rows("state", "time-wait", "src", f"{host}:{port}",
+                 "dst", f"{peer_host}:{peer_port}")
+    assert [fields[2:4] for fields in ss] == [[f"{host}:{port}", f"{peer_host}:{peer_port}"]]
 
 
 def test_ipv6_sockets_are_in_the_table_too():

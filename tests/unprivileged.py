@@ -40,7 +40,11 @@ def command(argv, reach, stand_ins):
     The stand-in folders are made under ``stand_ins`` (a folder root may use).
     """
     mounts = []
-    for number, (folder, entries) in enumerate(sorted(_blocked(reach).items())):
+    # Outer folders first; but the folder that holds the stand-ins last of all:
+    # covered, it would hide the stand-ins still to be mounted.
+    order = sorted(_blocked(reach).items(),
+                   key=lambda item: (pathlib.Path(stand_ins).is_relative_to(item[0]), item[0]))
+    for number, (folder, entries) in enumerate(order):
         stand_in = pathlib.Path(stand_ins) / f"stand-in-{number}"
         stand_in.mkdir(mode=0o755)
         stand_in.chmod(0o755)  # whatever the umask

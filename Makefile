@@ -15,7 +15,7 @@ NBVAL  := --nbval --nbval-current-env --nbval-cell-timeout=60 \
 # spent waiting on sockets and timeouts, not computing.  --dist loadfile sends
 # each file to one worker, a notebook's cells in order to one kernel; conftest.py
 # spreads the long independent tests of a few files over the workers.
-JOBS   ?= 8
+JOBS   ?= 6
 PARALLEL := -n $(JOBS) --dist loadfile
 UV     := uv==0.13.9
 

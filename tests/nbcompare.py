@@ -14,6 +14,9 @@ here once:
   every output flattened to {key: [values, in order]} without the keys nbval
   leaves out, strings sanitized; equal means passed.  Cells nbval does not
   compare (nbval-skip, nbval-ignore-output, unrun in the stored notebook) pass.
+
+`run_fresh(name, kernel_name, probe, timeout)` runs a lesson the way the
+tests that run it as another user do (test_kernel, test_degraded).
 """
 
 import copy
@@ -121,3 +124,27 @@ def problem(cell, outputs):
     """nbval's verdict on fresh outputs of a stored code cell: None when it passes."""
     error = unexpected_error(cell, outputs)
     return f"raised {error}" if error else difference(cell, outputs)
+
+
+def run_fresh(name, kernel_name, probe, timeout):
+    """Lesson ``name`` (English) run top to bottom in a fresh kernel, errors allowed,
+    then ``probe`` (code that prints one JSON line): (stored, ran, probe's value).
+
+    ``ran`` has the stored notebook's cells with fresh outputs; compare them with
+    problem() or unexpected_error().
+    """
+    import json
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    folder = pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "en"
+    stored = nbformat.read(folder / f"{name}.ipynb", as_version=4)
+    ran = copy.deepcopy(stored)
+    for cell in ran.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    ran.cells.append(nbformat.v4.new_code_cell(probe))
+    NotebookClient(ran, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return stored, ran, json.loads(ran.cells.pop().outputs[0]["text"])

@@ -107,20 +107,9 @@ def path_without(names, folder):
 
 
 def run_lesson(name):
-    import copy
-
     import nbcompare
-    from nbclient import NotebookClient
 
-    stored = nbformat.read(ROOT / "notebooks" / "en" / f"{name}.ipynb", as_version=4)
-    nb = copy.deepcopy(stored)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-    NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(ROOT / "notebooks" / "en")}}).execute()
-    probe = json.loads(nb.cells.pop().outputs[0]["text"])
+    stored, nb, probe = nbcompare.run_fresh(name, "python3", PROBE, timeout=CELL_TIMEOUT)
     problems = []
     for number, (old, new) in enumerate(zip(stored.cells, nb.cells)):
         if old.cell_type != "code":

@@ -129,21 +129,9 @@ def test_where_only_the_network_is_refused_the_kernel_stays_out_of_a_user_namesp
 # -- the script, run as nobody ---------------------------------------------------------
 
 def run_lesson(name):
-    import copy
-
     import nbcompare
-    import nbformat
-    from nbclient import NotebookClient
 
-    stored = nbformat.read(ROOT / "notebooks" / "en" / f"{name}.ipynb", as_version=4)
-    nb = copy.deepcopy(stored)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-    NotebookClient(nb, timeout=120, kernel_name="socklab", allow_errors=True,
-                   resources={"metadata": {"path": str(ROOT / "notebooks" / "en")}}).execute()
-    probe = json.loads(nb.cells.pop().outputs[0]["text"])
+    stored, nb, probe = nbcompare.run_fresh(name, "socklab", PROBE, timeout=120)
     pairs = [(old, new) for old, new in zip(stored.cells, nb.cells) if old.cell_type == "code"]
     texts = [json.dumps(new.outputs) for _, new in pairs]
     first = next(new for _, new in pairs)

@@ -47,26 +47,21 @@ def pytest_terminal_summary(terminalreporter):
 
 
 # -- Kernels over Unix sockets ------------------------------------------------
-# A kernel's channels are five TCP ports on 127.0.0.1 by default, which
-# jupyter_client finds free, lets go, and the kernel binds a moment later.
-# With six workers opening sockets, one was taken meanwhile now and then, and
-# a lesson's kernel died before it answered (a fresh-clone CI run lost lesson
-# 01 so).  Over ipc (Unix sockets, in the runtime folder) there is no port to
-# take.  nbval makes its KernelManager without any config: its module gets one
-# that asks for ipc, at a path of its own (PATH-1 ... PATH-5; the default path
-# is the same for every kernel started in one folder).
-import uuid  # noqa: E402
+# nbval's kernels talk over Unix sockets, at a path of their own (why: see
+# tests/nbcompare.py, ipc_path).  nbval makes its KernelManager without any
+# config, so its module gets one that asks for ipc.
+import sys  # noqa: E402
 
 import nbval.kernel  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
-from jupyter_core.paths import jupyter_runtime_dir  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "tests"))
+from nbcompare import ipc_path  # noqa: E402
 
 
 class KernelOverUnixSockets(KernelManager):
     def __init__(self, **kwargs):
-        os.makedirs(jupyter_runtime_dir(), exist_ok=True)
-        path = os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}")
-        super().__init__(transport="ipc", ip=path, **kwargs)
+        super().__init__(transport="ipc", ip=ipc_path(), **kwargs)
 
 
 nbval.kernel.KernelManager = KernelOverUnixSockets

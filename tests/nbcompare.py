@@ -148,3 +148,21 @@ def run_fresh(name, kernel_name, probe, timeout):
     NotebookClient(ran, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
     return stored, ran, json.loads(ran.cells.pop().outputs[0]["text"])
+
+
+def ipc_path():
+    """A path of its own for a kernel's five Unix sockets (PATH-1 ... PATH-5).
+
+    Over TCP, jupyter_client finds five ports free, lets them go, and the kernel
+    binds them a moment later; with six workers opening sockets, one was taken
+    meanwhile now and then, and the kernel died before it answered.  Over ipc
+    there is no port to take; jupyter_client's default path is the same for
+    every kernel started in one folder, hence one of its own.
+    """
+    import os
+    import uuid
+
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    os.makedirs(jupyter_runtime_dir(), exist_ok=True)
+    return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}")

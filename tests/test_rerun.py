@@ -8,15 +8,14 @@ must then report an empty list.
 """
 
 import copy
-import os
 import pathlib
-import uuid
 
 import nbformat
 import pytest
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.paths import jupyter_runtime_dir
 from nbclient import NotebookClient
+
+import nbcompare  # tests/nbcompare.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks" / "en").glob("*.ipynb"))
@@ -29,10 +28,8 @@ def test_lesson_runs_twice_in_one_kernel(path):
     nb.cells = [copy.deepcopy(cell) for cell in cells + cells]
     for cell in nb.cells:
         cell.outputs = []
-    # Channels on Unix sockets, at a path of its own (see conftest.py: no port to race for)
-    os.makedirs(jupyter_runtime_dir(), exist_ok=True)
-    km = AsyncKernelManager(kernel_name="python3", transport="ipc",
-                            ip=os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}"))
+    # Channels on Unix sockets: no port to race for (nbcompare.ipc_path)
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=nbcompare.ipc_path())
     NotebookClient(nb, km=km, timeout=60,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     last = nb.cells[-1]

@@ -71,11 +71,12 @@ lab: $(READY)
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 	  $(LESSON)
 
-# Two stages.  1: socklab's tests, the English lessons under nbval and run twice
-# (tests/test_rerun.py), on $(JOBS) workers.  The Chinese lessons have the same
-# code cells and outputs, byte for byte (tests/test_editions.py), so they are
-# not executed again.  2: the workshop tests (twenty learners, a JupyterHub, a
-# browser), alone: each loads the whole machine.
+# Two stages.  1: socklab's tests, and the English lessons under nbval, each
+# run twice in one kernel (conftest.py), on $(JOBS) workers.  The Chinese
+# lessons have the same code cells and outputs, byte for byte
+# (tests/test_editions.py), so they are not executed again.  2: the workshop
+# tests (twenty learners, a JupyterHub, a browser), alone: each loads the
+# whole machine.
 test: $(READY)
 	$(PY) -m pytest $(PARALLEL) -m "not workshop" tests notebooks/en $(NBVAL)
 	$(MAKE) --no-print-directory test-workshop

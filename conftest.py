@@ -67,6 +67,39 @@ class KernelOverUnixSockets(KernelManager):
 nbval.kernel.KernelManager = KernelOverUnixSockets
 
 
+# -- Each lesson runs twice in one kernel --------------------------------------
+# A learner re-runs cells all the time: servers must be replaced, not piled up,
+# and the second pass must not trip over the first.  So after nbval's items for
+# a lesson's cells come the same cells again, in the same kernel ("Cell N,
+# again").  An error fails them as it fails the first pass (cells tagged
+# raises-exception may raise); their outputs are not compared, but for the
+# lesson's last cell -- socklab.stop_all(), socklab.running() -- which must
+# print what it printed the first time: as many servers stopped, none left.
+from nbval.plugin import IPyNbCell, IPyNbFile  # noqa: E402
+
+
+class CellAgain(IPyNbCell):
+    def reportinfo(self):
+        path, line, description = super().reportinfo()
+        return path, line, f"{description}, again"
+
+
+_collect_once = IPyNbFile.collect
+
+
+def _collect_twice(self):
+    cells = list(_collect_once(self))
+    yield from cells
+    for cell in cells:
+        options = cell.options.copy()
+        options["check"] = cell is cells[-1] and cell.options["check"]
+        yield CellAgain.from_parent(self, name=f"{cell.name}, again", cell_num=cell.cell_num,
+                                    cell=cell.cell, options=options)
+
+
+IPyNbFile.collect = _collect_twice
+
+
 # -- Stages and parallel workers ---------------------------------------------
 # `make test` runs the suite in two stages (see the Makefile):
 #   1. everything but the workshop tests, on several pytest-xdist workers;
@@ -76,16 +109,16 @@ nbval.kernel.KernelManager = KernelOverUnixSockets
 # The files of each stage are named here, once.
 
 WORKSHOP = {"test_many_learners.py", "test_hub.py", "test_browser.py"}
-NOTEBOOK_RUNS = {"test_rerun.py", "test_kernel.py", "test_degraded.py"}  # whole lessons: not in `make test-fast`
+NOTEBOOK_RUNS = {"test_kernel.py", "test_degraded.py"}  # whole lessons: not in `make test-fast`
 
 # The Makefile's `--dist loadfile` sends each file to one worker: nbval's items
 # are the cells of one notebook, run in order in one kernel, and a test file's
 # module fixtures are set up once.  The items of the SPREAD files are
-# independent and long (a whole lesson run twice, a C program attacked): each
+# independent and long (a whole lesson as another user, a C program attacked): each
 # goes to a worker of its own, so that no worker gets them all.  (xdist's
 # loadgroup would say this with marks, but its marks do nothing with pytest 9.2,
 # whose node ids cannot be renamed.)
-SPREAD = {"test_rerun.py", "test_kernel.py", "test_degraded.py", "test_c_exercises.py", "test_c_servers.py"}
+SPREAD = {"test_kernel.py", "test_degraded.py", "test_c_exercises.py", "test_c_servers.py"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -42,3 +42,19 @@ def test_a_lesson_that_states_no_time_says_so(tmp_path):
 def test_every_lesson_states_its_time():
     for path in sorted((ROOT / "notebooks" / "en").glob("[0-9]*.ipynb")):
         assert time_lessons.stated_minutes(path) != "-", path.name
+
+
+def test_a_going_further_section_is_left_out_of_the_class_estimate(tmp_path):
+    prose = " ".join(["word"] * 1200)  # 10 minutes at 120 words a minute
+    path = lesson(tmp_path, [
+        nbformat.v4.new_markdown_cell("# 99 · Test\n\nIt takes about 15 minutes.\n"),
+        nbformat.v4.new_markdown_cell(f"## Core\n\n{prose}"),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell(f"## Going further\n\n{prose}"),
+        nbformat.v4.new_code_cell("y = 2"),
+        nbformat.v4.new_markdown_cell("## Clean up"),
+        nbformat.v4.new_code_cell("del x"),
+    ])
+    assert time_lessons.class_minutes(path)[2] == 2  # x = 1 and del x
+    assert time_lessons.class_minutes(path)[0] == 10  # 10 + 2, to the nearest 5
+    assert time_lessons.further_minutes(path) == 10  # 10 + 1

@@ -8,10 +8,11 @@ notebooks are not changed) and prints a Markdown table for docs/instructor.md:
 - run time: "Run All" on this machine, measured, in seconds;
 - the longest cell, so an instructor knows where a class will wait;
 - what the lesson's opening says it takes (a learner alone, at their own pace);
-- a class-time estimate, from the lesson's size, by a rule stated in the table's
-  footnote (prose read at 120 words a minute, one minute per code cell to run and
-  look at, ten minutes per exercise). It is a planning figure, not a measurement
-  of learners.
+- a class-time estimate, from the size of the lesson's core, by a rule stated in
+  the table's footnote (prose read at 120 words a minute, one minute per code cell
+  to run and look at, ten minutes per exercise). It is a planning figure, not a
+  measurement of learners;
+- the same estimate for its optional, collapsed "Going further" section.
 """
 
 import os
@@ -49,19 +50,48 @@ def run_time(path):
     return total, slowest
 
 
-def class_minutes(path):
-    """The planning estimate: reading, running and exercises."""
-    nb = nbformat.read(path, as_version=4)
-    words = sum(len(re.findall(r"\w+", c.source)) for c in nb.cells
-                if c.cell_type == "markdown")
-    code_cells = sum(c.cell_type == "code" for c in nb.cells)
+GOING_FURTHER = "## Going further"  # a lesson's optional section, collapsed
+
+
+def core_and_further(nb):
+    """The lesson's cells split in two: its core, and its Going further section.
+
+    The section starts at a Markdown cell whose first line is GOING_FURTHER and
+    ends at the next heading of its level (or the end); JupyterLab shows it
+    collapsed (metadata jp-MarkdownHeadingCollapsed), and a learner may skip it.
+    """
+    core, further, inside = [], [], False
+    for cell in nb.cells:
+        first = (cell.source.splitlines() or [""])[0]
+        if cell.cell_type == "markdown" and first.startswith("## "):
+            inside = first.startswith(GOING_FURTHER)
+        (further if inside else core).append(cell)
+    return core, further
+
+
+def minutes_of(cells):
+    """(minutes to the nearest 5, prose words, code cells, exercises) of some cells."""
+    words = sum(len(re.findall(r"\w+", c.source)) for c in cells if c.cell_type == "markdown")
+    code_cells = sum(c.cell_type == "code" for c in cells)
     # An exercise is a stub cell ("# your code here") that calls a checker.
     exercises = sum(bool(re.search(r"\bcheck_\w+\(", c.source))
                     and "your code here" in c.source
-                    for c in nb.cells if c.cell_type == "code")
+                    for c in cells if c.cell_type == "code")
     minutes = (words / WORDS_PER_MINUTE + code_cells * MINUTES_PER_CODE_CELL
                + exercises * MINUTES_PER_EXERCISE)
     return round(minutes / 5) * 5, words, code_cells, exercises
+
+
+def class_minutes(path):
+    """The planning estimate of the lesson's core: reading, running and exercises."""
+    core, _ = core_and_further(nbformat.read(path, as_version=4))
+    return minutes_of(core)
+
+
+def further_minutes(path):
+    """The same estimate for the lesson's Going further section (0 if it has none)."""
+    _, further = core_and_further(nbformat.read(path, as_version=4))
+    return minutes_of(further)[0]
 
 
 def stated_minutes(path):
@@ -77,14 +107,15 @@ def main(paths):
     results = tempfile.TemporaryDirectory(prefix="socklab-timing-")
     os.environ["SOCKLAB_DATA"] = results.name
     print("| lesson | run time (Run All) | longest cell | prose words | code cells "
-          "| exercises | the lesson says | class time (estimate) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| exercises | the lesson says | class time (estimate) | going further |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for path in paths:
         total, (slow_s, slow_line) = run_time(path)
         minutes, words, cells, exercises = class_minutes(path)
         name = Path(path).stem
         print(f"| {name} | {total:.0f} s | {slow_s:.0f} s `{slow_line[:40]}` | {words} "
-              f"| {cells} | {exercises} | {stated_minutes(path)} | {minutes} min |",
+              f"| {cells} | {exercises} | {stated_minutes(path)} | {minutes} min "
+              f"| {further_minutes(path)} min |",
               flush=True)
 
 

@@ -679,13 +679,29 @@ class Capture(_Segments, Background):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def _refilter(self):
-        """cap.ports changed: tell the kernel which frames to queue from now on."""
+        """cap.ports changed: tell the kernel which frames to queue from now on.
+
+        The frames queued before were not filtered.  On a busy machine (other
+        learners' bulk transfers on lo) they fill the queue faster than the
+        reader thread empties it, and the kernel would drop the first frames of
+        the traffic the caller makes next: a capture without its handshake.  So
+        the queue is read here, before cap.ports.add() returns (for a second at
+        most), and only wanted frames are kept.
+        """
         if self._sock is None or not self.alive:
             return  # not open yet (the constructor attaches it), or closed
         try:
             attach_filter(self._sock, port_filter(self.ports))
         except OSError:
             if self.alive:  # stop() may have closed it meanwhile
+                raise
+            return
+        deadline = time.monotonic() + DRAIN_LIMIT
+        try:
+            while time.monotonic() < deadline and self._read_frame():
+                pass
+        except OSError:
+            if self.alive:
                 raise
 
     # -- the reader thread ---------------------------------------------------
@@ -706,20 +722,22 @@ class Capture(_Segments, Background):
             self._read_frame()
 
     def _read_frame(self):
+        """Read one queued frame and keep its segment if wanted; False if none was queued."""
         try:
             frame, ancillary, _, address = self._sock.recvmsg(
                 SNAPLEN, socket.CMSG_SPACE(struct.calcsize("@ll"))
             )
         except BlockingIOError:
-            return
+            return False
         # address is (interface, protocol, pkttype, hatype, MAC).  On lo each
         # frame comes once as PACKET_OUTGOING and once more as PACKET_HOST.
         if address[2] == socket.PACKET_OUTGOING:
-            return
+            return True
         arrived = _kernel_time(ancillary) or time.time()
         segment = parse_frame(frame, round(arrived - self._started, 6))
-        if segment is None:
-            return
+        # Frames queued before the kernel filter may be anybody's: not kept.
+        if segment is None or (self.ports and not self._wanted(segment)):
+            return True
         with self._lock:
             if len(self._found) < MAX_SEGMENTS:
                 # In the order they were sent: each CPU delivers the frames it
@@ -727,6 +745,7 @@ class Capture(_Segments, Background):
                 bisect.insort(self._found, segment, key=lambda found: found.time)
             else:
                 self._missed += 1
+        return True
 
     # -- what the caller sees ------------------------------------------------
     def _wanted(self, segment):

@@ -598,3 +598,24 @@ def test_the_kernel_queues_only_the_ports_asked_for(no_leaks):
     assert other.port not in found and {srv.port, later.port} <= found
     assert [s.length for s in cap.segments if s.proto == "udp"] == [4, 4]
     assert [flags for _, flags in cap.flags_sequence()][:3] == ["SYN", "SYN,ACK", "ACK"]
+
+
+@live
+def test_a_queue_flooded_before_the_ports_were_known_still_gets_the_handshake():
+    """Another learner's bulk transfer fills the capture's queue before
+    cap.ports.add() (the reader thread, starved on a busy machine, is held here
+    by the capture's own lock): adding the port empties the queue, so the
+    handshake that follows still finds room."""
+    with Capture() as cap:
+        with cap._lock:  # the reader thread stops at the first frame it would keep
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bulk:
+                sink.bind(("127.0.0.1", 0))  # never read: lo carries the frames anyway
+                for _ in range(600):  # 36 MB: more than the capture's queue
+                    bulk.sendto(bytes(60_000), sink.getsockname())
+            with socklab.TCPEchoServer() as other:
+                cap.ports.add(other.port)
+                talk(other.address, b"hello")
+                other.events.wait_for("close", timeout=TIMEOUT)
+        cap.stop()
+    assert cap.flags_sequence()[:3] == OPENING

@@ -604,7 +604,7 @@ def _kernel_time(ancillary):
 
 
 @contextlib.contextmanager
-def _timestamps_on(limit=1.0):
+def _timestamps_on(limit=5.0):
     """Inside the block, Linux stamps every frame as it arrives.
 
     Linux turns arrival stamps on for the whole machine when the first socket
@@ -613,7 +613,9 @@ def _timestamps_on(limit=1.0):
     when it is read: later than a frame that came after it.  A datagram sent to
     ourselves shows which: stamped on arrival, its time is before the moment we
     read it.  The socket that asked keeps the stamps on while the block runs, so
-    the capture's own socket, asking inside it, finds them on.
+    the capture's own socket, asking inside it, finds them on.  The wait is
+    usually a few milliseconds; a machine busy with twenty learners can take
+    over a second to run the work queue, hence the generous limit.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:

@@ -301,11 +301,17 @@ def test_ask_udp_that_does_not_wait_is_told_to_wait():
     # Where every try is lost it sends as many datagrams as it should, and raises
     # TimeoutError: only the time it took shows the mistake.  (Where a reply comes,
     # it may come within 1 ms or not: those cases are not asserted.)
+    # On a busy machine a reply can take more than 1 ms, so an earlier case may
+    # be the first to fail; the check then stops there, with the same advice.
     report = lesson05.check_ask_udp(ask_gives_up_at_once)
-    failed = [description for description, _ in report.failures]
-    assert [case.description in failed for case in lesson05.UDP_CASES[2:]] == [True, True]
-    assert "each of the 1 tries should wait\ntimeout=0.2 s" in hints(report)
-    assert "each of the 4 tries should wait\ntimeout=0.2 s" in hints(report)
+    assert report.failures, "giving up after 1 ms passed every case"
+    tries = {case.description: 1 + case.retries for case in lesson05.UDP_CASES}
+    for description, hint in report.failures:
+        assert f"each of the {tries[description]} tries should wait\ntimeout=0.2 s" in hint
+    reached = {description for description, _ in report.results}
+    failed = {description for description, _ in report.failures}
+    lost = {case.description for case in lesson05.UDP_CASES[2:]}  # every try lost
+    assert reached & lost <= failed
 
 
 def test_ask_udp_without_timeout_is_stopped_with_a_hint():

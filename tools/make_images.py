@@ -25,9 +25,12 @@ SERVER, CLIENT, WIRE = "#d62728", "#1f77b4", "#555555"
 plt.rcParams["svg.hashsalt"] = "socklab"  # stable ids inside the SVG
 
 
-def _box(axes, x, y, text, colour, note=""):
+def _box(axes, x, y, text, colour, note="", kernel=False):
+    # A kernel's part (the accept queue) is drawn grey and dashed: no call makes it.
     axes.text(x, y, text, ha="center", va="center", family="monospace", fontsize=10,
-              bbox={"boxstyle": "round,pad=0.35", "fc": "white", "ec": colour, "lw": 1.5})
+              color=WIRE if kernel else "black",
+              bbox={"boxstyle": "round,pad=0.35", "fc": "#f2f2f2" if kernel else "white",
+                    "ec": WIRE if kernel else colour, "lw": 1.5, "ls": "--" if kernel else "-"})
     if note:
         axes.text(x + (0.62 if x > 0.5 else -0.62), y, note, ha="left" if x > 0.5 else "right",
                   va="center", fontsize=8, color="#444444", style="italic")
@@ -51,8 +54,8 @@ def _flow(title, server_steps, client_steps, crossings, height):
     for x, name, colour in ((1.9, "server", SERVER), (0.1, "client", CLIENT)):
         axes.text(x, -0.9, name, ha="center", fontsize=12, fontweight="bold", color=colour)
     for x, steps, colour in ((1.9, server_steps, SERVER), (0.1, client_steps, CLIENT)):
-        for (y, text, note), following in zip(steps, steps[1:] + [None]):
-            _box(axes, x, y, text, colour, note)
+        for (y, text, note, *kernel), following in zip(steps, steps[1:] + [None]):
+            _box(axes, x, y, text, colour, note, kernel=bool(kernel))
             if following is not None:
                 _down(axes, x, y, following[0], colour)
     for (x_from, y_from, x_to, y_to, label) in crossings:
@@ -66,22 +69,26 @@ def _flow(title, server_steps, client_steps, crossings, height):
 
 
 def tcp_call_flow():
+    # The handshake ends in the server kernel's accept queue, not in accept():
+    # connect() returns once it is done, and accept() only takes the finished
+    # connection out of the queue, later (lesson 03 shows both live).
     server = [
         (0, "socket()", ""), (1, "bind()", "127.0.0.1, port"), (2, "listen()", "backlog"),
-        (3, "accept()", "waits for a client"), (5, "recv()", "waits for data"),
-        (6, "send()", ""), (8, "recv() = 0", "the client closed"), (9, "close()", ""),
+        (3, "accept queue", "the kernel ends handshakes here", True),
+        (4.2, "accept()", "takes one; waits if empty"), (5.4, "recv()", "waits for data"),
+        (6.4, "send()", ""), (8.4, "recv() = 0", "the client closed"), (9.4, "close()", ""),
     ]
     client = [
-        (0, "socket()", ""), (3, "connect()", "handshake: SYN, SYN-ACK, ACK"),
-        (4.6, "send()", ""), (6.4, "recv()", ""), (7.6, "close()", "sends FIN"),
+        (0, "socket()", ""), (3, "connect()", "returns after the handshake"),
+        (4.8, "send()", ""), (6.8, "recv()", ""), (7.8, "close()", "sends FIN"),
     ]
     crossings = [
-        (0.55, 3, 1.45, 3, "connection"),
-        (0.5, 4.6, 1.5, 5, "request"),
-        (1.5, 6, 0.5, 6.4, "reply"),
-        (0.5, 7.6, 1.45, 8, "end of stream"),
+        (0.55, 3, 1.3, 3, "handshake"),
+        (0.5, 4.8, 1.5, 5.4, "request"),
+        (1.5, 6.4, 0.5, 6.8, "reply"),
+        (0.5, 7.8, 1.45, 8.4, "end of stream"),
     ]
-    return _flow("TCP: the calls of a server and a client", server, client, crossings, 9.6)
+    return _flow("TCP: the calls of a server and a client", server, client, crossings, 10)
 
 
 def udp_call_flow():

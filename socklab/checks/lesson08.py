@@ -99,8 +99,10 @@ def _judge_values(sock, seconds):
         value = _read_timeval(sock, getattr(socket, name))
         if value == 0:
             return Verdict.fail(
-                f"{name} is still 0, which means no limit at all: set it with\n"
-                f"sock.setsockopt(socket.SOL_SOCKET, socket.{name}, <packed timeval>).")
+                f"{name} is still 0, which means no limit at all.  Either it was never\n"
+                f"set -- sock.setsockopt(socket.SOL_SOCKET, socket.{name}, <packed timeval>)\n"
+                "-- or the timeval you packed was 0 s and 0 microseconds: int(0.3) is 0, so\n"
+                "the fraction must go into the second field, in microseconds.")
         if abs(value - seconds) > ROUNDING:
             return Verdict.fail(
                 f"{name} holds {value:g} s, not {seconds:g} s.  Whole seconds go in the\n"
@@ -277,7 +279,7 @@ def check_request_then_half_close(request_then_half_close):
     report = Report("Checking request_then_half_close(address, data):")
     cases = [
         ("a short request", b"hello, server"),
-        ("300,000 bytes: a long request, and a long reply", bytes(range(256)) * 1171 + b"end!"),
+        ("about 300,000 bytes: a long request, and a long reply", bytes(range(256)) * 1171 + b"end!"),
         ("an empty request", b""),
     ]
     for description, data in cases:

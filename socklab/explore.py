@@ -28,8 +28,11 @@ import collections
 import os
 import re
 import select
+import shutil
 import socket
 import struct
+import subprocess
+import sys
 import unicodedata
 
 from . import capture as capturing
@@ -40,6 +43,7 @@ from .servers import UDPEchoServer
 __all__ = [
     "REPLY_TIMEOUT", "REPLY_QUIET", "read_reply", "split_evenly", "chunks_received",
     "describe_chunks", "udp_experiment", "describe_replies", "watch", "closed_udp_address",
+    "NoNewNetwork", "in_new_network",
 ]
 
 REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
@@ -326,3 +330,61 @@ def _dumped_sockets(netlink):
             rows.append(TCPSocket(TCP_STATES.get(state, str(state)), recv_q, send_q,
                                   (src, sport), (dst, dport)))
             offset += (length + 3) & ~3  # NLMSG_ALIGN
+
+
+# -------------------------------------------------------------- a network of its own
+
+
+class NoNewNetwork(OSError):
+    """This system will not give in_new_network() a network of its own (says why)."""
+
+
+# Run in the new Python process before the snippet: the steps of socklab.kernel,
+# which a fresh process may take (a user namespace asks for a single thread).
+_ENTER = """\
+import sys
+from socklab import kernel
+try:
+    as_user = not kernel._may_make_namespaces()  # not root: root of a user namespace
+    if as_user:
+        kernel.enter_user_namespace()
+    kernel.enter_network_namespace(as_user)        # only lo, up; no route out
+except OSError as exc:
+    sys.stderr.write(kernel._why(exc))
+    sys.exit(75)
+del kernel, as_user
+exec(compile(sys.argv[1], "<snippet>", "exec"), {"__name__": "__main__"})
+"""
+_REFUSED = 75  # the exit status of _ENTER when the namespace is refused
+
+
+def in_new_network(code, needs=(), timeout=30):
+    """Run a Python snippet in a network namespace of its own; return what it printed.
+
+    The snippet's network has a loopback interface (up) and nothing else: no
+    other interface, no route out.  So it can make network errors happen --
+    "network is unreachable", "no route to host", a peer that stops answering
+    -- without a packet leaving this machine, and it may change its network
+    as it likes (``ip route add ...``, ``ip link set lo down``): the network
+    vanishes when the snippet ends, and no other network, not even the socklab
+    kernel's own, sees the change (man 7 network_namespaces).
+
+    The snippet runs in a new Python process, which makes the namespace as the
+    socklab kernel does: directly where it may (root, or root of the socklab
+    kernel's user namespace), else as root of a new user namespace first,
+    where Linux lets an ordinary user make one.  ``needs`` names the programs
+    the snippet runs (such as "ip").  Raises NoNewNetwork, with the reason in
+    words, where the namespace is refused or a program is missing, and
+    RuntimeError with its error output if the snippet itself fails.
+    """
+    for program in needs:
+        if shutil.which(program) is None:
+            raise NoNewNetwork(f"the program {program!r} is not installed here")
+    done = subprocess.run([sys.executable, "-c", _ENTER, code], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if done.returncode == _REFUSED:
+        raise NoNewNetwork(f"no network namespace here: {done.stderr.strip()}")
+    if done.returncode != 0:
+        raise RuntimeError(f"the snippet failed (exit status {done.returncode}):\n"
+                           f"{done.stderr}")
+    return done.stdout

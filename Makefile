@@ -41,9 +41,12 @@ $(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.jso
 	fi
 	@echo "==> installing pinned packages and socklab into $(VENV)"
 	@# uv installs the same pinned packages as pip in a fraction of the time;
-	@# where uv cannot be had, pip does it (slower, same result).
+	@# where uv cannot be had, pip does it (slower, same result).  Both compile
+	@# the packages' bytecode now, once (pip does by default): where
+	@# PYTHONDONTWRITEBYTECODE is set, as on many CI machines, every kernel and
+	@# test process would otherwise compile its imports again, about 3 s of CPU each.
 	@if $(PY) -m pip install --disable-pip-version-check -q '$(UV)'; then \
-	  $(PY) -m uv pip install --python $(PY) -e '.[test]'; \
+	  $(PY) -m uv pip install --compile-bytecode --python $(PY) -e '.[test]'; \
 	else \
 	  $(PY) -m pip install --disable-pip-version-check --progress-bar on -e '.[test]'; \
 	fi

@@ -6,7 +6,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # The stamp is newer than pyproject.toml once the venv matches it.
 READY  := $(VENV)/.socklab-ready
-LESSON := notebooks/en/00-start-here.ipynb
+# Which edition `make lab` opens: the Chinese one when the learner's locale for
+# messages is Chinese.  That locale is the first of LC_ALL, LC_MESSAGES and LANG
+# that is set and not empty (POSIX's order), so LC_ALL=C wins over LANG=zh_CN.UTF-8.
+# `make lab-zh` opens the Chinese edition whatever the locale; LESSON=... any lesson.
+MESSAGES_LOCALE := $(firstword $(LC_ALL) $(LC_MESSAGES) $(LANG))
+EDITION := $(if $(filter zh%,$(MESSAGES_LOCALE)),zh,en)
+LESSON  := notebooks/$(EDITION)/00-start-here.ipynb
+# A lab on a Chinese lesson shows JupyterLab's own menus in Chinese (the pinned
+# jupyterlab-language-pack-zh-CN).  The language is a JupyterLab user setting, so
+# that lab gets a settings folder of its own, made by the setup below from
+# tools/jupyter/zh_CN.jupyterlab-settings; any other lab keeps the learner's own
+# settings (English by default: tools/jupyter/overrides.json).
+ZH_SETTINGS := $(VENV)/share/socklab/lab-zh/user-settings
+LAB_SETTINGS = $(if $(filter notebooks/zh/%,$(LESSON)),--LabApp.user_settings_dir=$(ZH_SETTINGS))
 # Jupyter refuses to run as root unless told; containers and CI often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL  := --nbval --nbval-current-env --nbval-cell-timeout=60 \
@@ -19,10 +32,12 @@ JOBS   ?= 6
 PARALLEL := -n $(JOBS) --dist loadfile
 UV     := uv==0.13.9
 
-.PHONY: help lab test test-fast test-workshop test-pythons execute bench doctor site clean
+.PHONY: help lab lab-zh test test-fast test-workshop test-pythons execute bench doctor site clean
 
 help:
 	@echo "make lab      set up .venv if needed, then open JupyterLab on lesson 00"
+	@echo "             (the Chinese edition when LC_ALL / LC_MESSAGES / LANG is zh_*)"
+	@echo "make lab-zh   the same on the Chinese edition (中文版), JupyterLab's menus in Chinese"
 	@echo "make test     set up .venv if needed, then run every test and every notebook"
 	@echo "make test-fast  socklab's own tests only (no lesson runs, no workshop tests)"
 	@echo "make test-pythons  install and test on each Python version found (slow; PYTHONS=... to choose)"
@@ -32,7 +47,7 @@ help:
 	@echo "make site     the lessons and their stored outputs as web pages, in _site/"
 	@echo "make clean    remove .venv and caches"
 
-$(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.json socklab/kernel.py
+$(READY): pyproject.toml tools/jupyter/overrides.json tools/jupyter/zh_CN.jupyterlab-settings tools/hub/package-lock.json socklab/kernel.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "socklab needs Python 3.11 or newer; '$(PYTHON)' is older. Try: make lab PYTHON=python3.12"; exit 1; }
 	@if ! $(PY) -c 'import sys' 2>/dev/null; then \
@@ -55,6 +70,10 @@ $(READY): pyproject.toml tools/jupyter/overrides.json tools/hub/package-lock.jso
 	@# JupyterLab's news and update pop-ups: off (see tools/jupyter/overrides.json)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@cp tools/jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@# The Chinese lab's own settings folder: JupyterLab's menus in Chinese (above)
+	@mkdir -p $(ZH_SETTINGS)/@jupyterlab/translation-extension
+	@cp tools/jupyter/zh_CN.jupyterlab-settings \
+	  $(ZH_SETTINGS)/@jupyterlab/translation-extension/plugin.jupyterlab-settings
 	@# JupyterHub's proxy (docs/hub.md, tests/test_hub.py) is a Node.js program;
 	@# the lessons do not need it, so a failed install does not stop `make lab`.
 	@if command -v npm >/dev/null 2>&1; then \
@@ -72,7 +91,12 @@ lab: $(READY)
 	  --ServerApp.ip=127.0.0.1 \
 	  --ServerApp.root_dir=. \
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
-	  $(LESSON)
+	  $(LAB_SETTINGS) $(LESSON)
+
+# The Chinese edition, whatever the locale (a target-specific LESSON: `lab` runs
+# with it, and so picks the Chinese settings folder too)
+lab-zh: LESSON = notebooks/zh/00-start-here.ipynb
+lab-zh: lab
 
 # Two stages.  1: socklab's tests, and the English lessons under nbval, each
 # run twice in one kernel (conftest.py), on $(JOBS) workers.  The Chinese

@@ -7,7 +7,10 @@ notebooks by itself, and the stored outputs in the repository must come only fro
 package; never a browser download) opens lesson 00, runs all cells, and checks:
 the cells that show an error are exactly those tagged raises-exception (a
 warning on stderr is no error), every cell ran, the chat console's widgets
-rendered and a message sent through them comes back.
+rendered and a message sent through them comes back.  Then, in the same lab and
+browser, lesson 00 of the Chinese edition with the settings `make lab-zh` uses:
+JupyterLab's menus are Chinese, and the lesson's title is drawn with a CJK font
+(Chromium's own account of the fonts it used), not as empty boxes.
 """
 
 import os
@@ -27,6 +30,11 @@ import nbcompare  # tests/nbcompare.py: which cells nbval expects to raise
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LESSON = "00-start-here.ipynb"
+ZH_SETTINGS = ROOT / "tools" / "jupyter" / "zh_CN.jupyterlab-settings"  # as make lab-zh
+# Font families that carry Chinese glyphs (Noto / Source Han, PingFang, YaHei, ...)
+# The first heading of the notebook in the tab shown
+ZH_HEADING = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedMarkdown h1"
+CJK_FAMILY = re.compile(r"CJK|Han|Hei|PingFang|YaHei|WenQuanYi|Song|Ming|Kai", re.I)
 CHAT = "socklab.ui.chat(rev)"  # the cell with the lesson's chat console
 # Without these flags Chromium keeps trying to reach Google's servers.
 CHROMIUM_FLAGS = [
@@ -44,10 +52,11 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A running JupyterLab on a copy of the English lessons and figures; yields its URL."""
+    """A running JupyterLab on a copy of both editions and the figures; yields its URL."""
     home = tmp_path_factory.mktemp("lab")
     course = home / "course"  # the same layout as the repository: lessons link ../../images
     shutil.copytree(ROOT / "notebooks" / "en", course / "notebooks" / "en")
+    shutil.copytree(ROOT / "notebooks" / "zh", course / "notebooks" / "zh")
     shutil.copytree(ROOT / "images", course / "images")
     token = secrets.token_hex(16)
     env = {
@@ -232,5 +241,48 @@ def test_lesson_00_runs_in_a_real_browser(lab):
             )
             assert broken_images == []
             page.screenshot(path=str(home / "lesson-00.png"))
+        finally:
+            browser.close()
+
+
+def test_a_chinese_lesson_in_chinese_menus_and_a_cjk_font(lab):
+    url, token, home = lab
+    # The translation setting of `make lab-zh`'s settings folder (Makefile), in this
+    # lab's settings: the server reads it when the page asks, so this page (and any
+    # later one) gets Chinese menus.  The English test above has had its page.
+    plugin = home / "settings" / "@jupyterlab" / "translation-extension"
+    plugin.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ZH_SETTINGS, plugin / "plugin.jupyterlab-settings")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # ?reset: a fresh workspace, not the English test's tabs (whose lesson
+            # would still be open, and rendered, behind this one)
+            page.goto(f"{url}/lab/tree/notebooks/zh/{LESSON}?reset&token={token}")
+            heading = page.locator(ZH_HEADING).first
+            heading.wait_for(timeout=60_000)
+            menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+            assert {"文件", "编辑", "运行", "内核"} <= set(menus), menus
+            # the heading's own text (its anchor link "¶" is a child element)
+            text = heading.evaluate(
+                "h => [...h.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)"
+                ".map(n => n.textContent).join('')")
+            chinese = [c for c in text if "\u4e00" <= c <= "\u9fff"]
+            assert "从这里开始" in text, heading.evaluate("h => h.outerHTML")
+            # Chromium's DevTools protocol: which platform fonts drew the heading's
+            # text, and how many glyphs each.
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("DOM.enable")
+            cdp.send("CSS.enable")
+            root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+            node = cdp.send("DOM.querySelector", {
+                "nodeId": root, "selector": ZH_HEADING})["nodeId"]
+            fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+            cjk = sum(f["glyphCount"] for f in fonts if CJK_FAMILY.search(f["familyName"]))
+            assert cjk >= len(chinese), (
+                f"{text!r} drawn with {fonts}: no CJK font for its {len(chinese)} Chinese "
+                "characters (Debian: apt-get install fonts-noto-cjk)")
+            page.screenshot(path=str(home / "lesson-00-zh.png"))
         finally:
             browser.close()

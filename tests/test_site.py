@@ -280,6 +280,35 @@ def test_a_linked_repository_markdown_file_becomes_a_page(tmp_path):
     assert 'href="../../style.css"' in doc and 'href="../../index.html"' in doc
 
 
+CJK_FONTS = ["Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei"]
+CJK_FAMILY = re.compile(r"CJK|Han|Hei|PingFang|YaHei|WenQuanYi|Song|Ming|Kai", re.I)
+
+
+def test_the_stylesheet_names_cjk_fonts_for_chinese(site):
+    """The Chinese pages ask for fonts made for Chinese, by name, for the body text."""
+    css = (site / "style.css").read_text(encoding="utf-8")
+    rules = re.findall(r"([^{}]+)\{([^{}]*)\}", re.sub(r"/\*.*?\*/", "", css, flags=re.S))
+    chinese = [body for selector, body in rules
+               if re.search(r"body:lang\(zh\)", selector) and "font-family" in body]
+    assert chinese, "no font-family rule for body:lang(zh)"
+    families = re.findall(r'"([^"]+)"', chinese[0])
+    assert set(CJK_FONTS) <= set(families), families
+    assert chinese[0].rstrip().rstrip(";").endswith("sans-serif")
+    # the lang attribute the rule keys on is on every Chinese page
+    assert '<html lang="zh-CN">' in (site / "zh" / "index.html").read_text(encoding="utf-8")
+
+
+def fonts_of(page, selector):
+    """The platform fonts Chromium used for the text of the first node matching
+    selector, with their glyph counts (the DevTools protocol: CSS domain)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    return cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+
+
 def test_a_lesson_page_in_headless_chromium(site, tmp_path):
     playwright_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright's Python package is not installed"
@@ -326,5 +355,14 @@ def test_a_lesson_page_in_headless_chromium(site, tmp_path):
             assert abs(c_box["x"] - py_box["x"]) < 1
             # nothing wider than the narrow screen: code scrolls inside its cell
             assert page.evaluate("document.documentElement.scrollWidth") <= 700
+
+            # The same lesson in Chinese: its title drawn with a CJK font, not tofu.
+            page.goto((site / "zh" / f"{lesson.stem}.html").as_uri(), wait_until="load")
+            title = page.locator("main h1").first.inner_text()
+            chinese = [c for c in title if "\u4e00" <= c <= "\u9fff"]
+            assert chinese, title
+            fonts = fonts_of(page, "main h1")
+            cjk = sum(f["glyphCount"] for f in fonts if CJK_FAMILY.search(f["familyName"]))
+            assert cjk >= len(chinese), (title, fonts)
         finally:
             browser.close()

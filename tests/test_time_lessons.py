@@ -26,11 +26,13 @@ def test_class_estimate_counts_prose_code_and_exercises_by_the_stated_rule(tmp_p
         nbformat.v4.new_code_cell("x = 1"),
         nbformat.v4.new_code_cell("def f():\n    ...  # your code here\n\ncheck_f(f)"),
         nbformat.v4.new_code_cell("check_f(f)"),  # a solution: no stub, no exercise
+        nbformat.v4.new_code_cell("%%c my_server --compile-only\n/* your code here */"),
+        nbformat.v4.new_code_cell("check_server_c('my_server')"),
     ])
     minutes, words, code_cells, exercises = time_lessons.class_minutes(path)
-    assert (code_cells, exercises) == (3, 1)
+    assert (code_cells, exercises) == (5, 2)
     assert words > 1200
-    assert minutes == 25  # 10.1 + 3 + 10, to the nearest 5
+    assert minutes == 35  # 10.1 + 5 + 2 * 10, to the nearest 5
     assert time_lessons.stated_minutes(path) == "30 min"
 
 

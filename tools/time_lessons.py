@@ -73,9 +73,11 @@ def minutes_of(cells):
     """(minutes to the nearest 5, prose words, code cells, exercises) of some cells."""
     words = sum(len(re.findall(r"\w+", c.source)) for c in cells if c.cell_type == "markdown")
     code_cells = sum(c.cell_type == "code" for c in cells)
-    # An exercise is a stub cell ("# your code here") that calls a checker.
-    exercises = sum(bool(re.search(r"\bcheck_\w+\(", c.source))
-                    and "your code here" in c.source
+    # An exercise is a stub cell ("your code here") that calls a checker, or a
+    # C stub (a %%c cell) whose check is the next cell.
+    exercises = sum("your code here" in c.source
+                    and (bool(re.search(r"\bcheck_\w+\(", c.source))
+                         or c.source.startswith("%%c "))
                     for c in cells if c.cell_type == "code")
     minutes = (words / WORDS_PER_MINUTE + code_cells * MINUTES_PER_CODE_CELL
                + exercises * MINUTES_PER_EXERCISE)

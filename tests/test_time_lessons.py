@@ -60,3 +60,11 @@ def test_a_going_further_section_is_left_out_of_the_class_estimate(tmp_path):
     assert time_lessons.class_minutes(path)[2] == 2  # x = 1 and del x
     assert time_lessons.class_minutes(path)[0] == 10  # 10 + 2, to the nearest 5
     assert time_lessons.further_minutes(path) == 10  # 10 + 1
+
+
+def test_every_lesson_states_an_honest_time():
+    """What a lesson's opening says is within 25 % of the estimate for its core."""
+    for path in sorted((ROOT / "notebooks" / "en").glob("[0-9]*.ipynb")):
+        stated = int(time_lessons.stated_minutes(path).split()[0])
+        estimate = time_lessons.class_minutes(path)[0]
+        assert abs(stated - estimate) <= 0.25 * estimate, (path.name, stated, estimate)

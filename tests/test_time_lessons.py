@@ -68,3 +68,5 @@ def test_every_lesson_states_an_honest_time():
         stated = int(time_lessons.stated_minutes(path).split()[0])
         estimate = time_lessons.class_minutes(path)[0]
         assert abs(stated - estimate) <= 0.25 * estimate, (path.name, stated, estimate)
+        chinese = nbformat.read(ROOT / "notebooks" / "zh" / path.name, as_version=4)
+        assert f"{stated} 分钟" in chinese.cells[0].source, f"zh/{path.name} says another time"

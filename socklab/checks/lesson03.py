@@ -101,8 +101,7 @@ def check_make_listener(make_listener):
     for host, backlog in LISTENER_CASES:
         description = f"make_listener({host!r}, {backlog})"
         if ":" in host and not _ipv6_loopback_works():
-            report.add(f"{description}: not checked, this machine has no IPv6 loopback",
-                       Verdict.ok())
+            report.add(description, Verdict.skip("this machine has no IPv6 loopback"))
             continue
         outcome, thread = call_with_time_limit(make_listener, host, backlog)
         try:
@@ -457,7 +456,7 @@ def check_queue_state(queue_state):
     description = (f"a real `ss -ltn` table: a listener with backlog {REAL_BACKLOG} "
                    f"and {REAL_WAITING} connections waiting")
     if shutil.which("ss") is None:
-        report.add(f"{description}: not checked, `ss` is not installed", Verdict.ok())
+        report.add(description, Verdict.skip("`ss` is not installed"))
     elif report.add(description, _check_real_table(queue_state)).final:
         return report
     for description, port, expected in TABLE_CASES:
@@ -563,8 +562,8 @@ def check_hello_server_c(name):
         description = f"its listening socket: TCP, bound to {HOST}, SO_REUSEADDR"
         listener = answer.listening_socket()
         if listener is None:
-            report.add(f"{description}: not checked, this system does not let a check"
-                       " see into a running program", Verdict.ok())
+            report.add(description, Verdict.skip("this system does not let a check see"
+                                                 " into a running program"))
         else:
             with listener:
                 verdict = _judge_listening_socket(listener, HOST, None, c=True)
@@ -575,8 +574,8 @@ def check_hello_server_c(name):
         description = "accept() fails with EMFILE for a while: it waits and goes on"
         verdict = _c_out_of_descriptors(answer)
         if verdict is None:
-            report.add(f"{description}: not checked, its limit cannot be changed here",
-                       Verdict.ok())
+            report.add(description, Verdict.skip("its limit of open files cannot be"
+                                                 " changed here"))
         elif report.add(description, verdict).final:
             return report
         c_answer.check_process(answer, report)

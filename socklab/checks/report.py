@@ -56,6 +56,9 @@ class Verdict:
     ``final``   -- for a failed case: the remaining cases would only repeat this
                    failure (the function is not written yet, it returns a str, it
                    never returns ...), so the check stops here.
+    ``skipped`` -- the case could not be checked on this machine (no IPv6
+                   loopback, say); ``hint`` says why.  Not a failure, and not
+                   shown as a pass either: the report says SKIP.
 
     A passed verdict has no hint and is never final.  ``if verdict:`` is an
     error: say which you mean, ``verdict.passed`` or ``verdict.final``.
@@ -64,10 +67,13 @@ class Verdict:
     passed: bool
     hint: str = ""
     final: bool = False
+    skipped: bool = False
 
     def __post_init__(self):
         if self.passed and (self.hint or self.final):
             raise ValueError("a passed verdict has no hint and is not final")
+        if self.skipped and (self.passed or self.final or not self.hint):
+            raise ValueError("a skipped verdict says why, and is neither passed nor final")
 
     @classmethod
     def ok(cls):
@@ -78,6 +84,11 @@ class Verdict:
     def fail(cls, hint, final=False):
         """The case is wrong: ``hint`` says why; ``final`` stops the check here."""
         return cls(False, hint, final)
+
+    @classmethod
+    def skip(cls, why):
+        """The case cannot be checked here: ``why`` says what this machine lacks."""
+        return cls(False, why, skipped=True)
 
     @classmethod
     def not_written(cls, hint=NOT_WRITTEN):
@@ -113,13 +124,15 @@ class Report:
 
     @property
     def ok(self):
-        return bool(self.results) and all(verdict.passed for _, verdict in self.results)
+        """Every case passed, or could not be checked here; at least one passed."""
+        return (any(verdict.passed for _, verdict in self.results)
+                and not self.failures)
 
     @property
     def failures(self):
         """(description, hint) of every failed case, in order."""
         return [(description, verdict.hint) for description, verdict in self.results
-                if not verdict.passed]
+                if not verdict.passed and not verdict.skipped]
 
     def __repr__(self):
         if self._exercise is not None:
@@ -132,14 +145,19 @@ class Report:
                                    self.failures[0][1] if self.failures else "")
         lines = [self.title]
         for description, verdict in self.results:
-            lines.append(f"  {'PASS' if verdict.passed else 'FAIL'}  {description}")
+            label = "SKIP" if verdict.skipped else "PASS" if verdict.passed else "FAIL"
+            lines.append(f"  {label}  {description}")
             if not verdict.passed:
                 lines.extend(f"        {line}" for line in verdict.hint.splitlines())
         failed = len(self.failures)
+        skipped = sum(verdict.skipped for _, verdict in self.results)
+        checked = len(self.results) - skipped
         if failed:
-            lines.append(f"{failed} of {len(self.results)} checks failed.")
+            lines.append(f"{failed} of {checked} checks failed.")
         else:
-            lines.append(f"All {len(self.results)} checks passed.")
+            lines.append(f"All {checked} checks passed.")
+        if skipped:
+            lines[-1] += f"  {skipped} could not be checked on this machine."
         return "\n".join(lines)
 
 

@@ -98,16 +98,16 @@ lab: $(READY)
 lab-zh: LESSON = notebooks/zh/00-start-here.ipynb
 lab-zh: lab
 
-# Two stages.  1: socklab's tests, and the English lessons under nbval, each
-# run twice in one kernel (conftest.py), on $(JOBS) workers.  The Chinese
-# lessons have the same code cells and outputs, byte for byte
-# (tests/test_editions.py), so they are not executed again.  2: the workshop
-# tests (twenty learners, a JupyterHub, a browser), alone: each loads the
-# whole machine.
+# Everything in one run on $(JOBS) workers: socklab's tests; the English
+# lessons under nbval, each run twice in one kernel (conftest.py); the
+# workshop tests (twenty learners, a JupyterHub, a browser), started first,
+# whose waiting overlaps the rest -- a busy machine, as a shared hub is.  The
+# Chinese lessons have the same code cells and outputs, byte for byte
+# (tests/test_editions.py), so they are not executed again.
 test: $(READY)
-	$(PY) -m pytest $(PARALLEL) -m "not workshop" tests notebooks/en $(NBVAL)
-	$(MAKE) --no-print-directory test-workshop
+	$(PY) -m pytest $(PARALLEL) tests notebooks/en $(NBVAL)
 
+# The workshop tests alone (each loads the whole machine)
 test-workshop: $(READY)
 	$(PY) -m pytest -m workshop tests
 

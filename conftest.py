@@ -100,13 +100,11 @@ def _collect_twice(self):
 IPyNbFile.collect = _collect_twice
 
 
-# -- Stages and parallel workers ---------------------------------------------
-# `make test` runs the suite in two stages (see the Makefile):
-#   1. everything but the workshop tests, on several pytest-xdist workers;
-#   2. the workshop tests alone, because each of them loads the whole machine
-#      (twenty kernels, a JupyterHub, a browser) and would slow every timing-
-#      sensitive check running beside it.
-# The files of each stage are named here, once.
+# -- Kinds of test and parallel workers ---------------------------------------
+# `make test` runs everything at once on several pytest-xdist workers; `make
+# test-workshop` runs the tests that load the whole machine (twenty kernels, a
+# JupyterHub, a browser) alone, and `make test-fast` leaves them and the whole
+# lessons out.  Which files are which is said here, once.
 
 WORKSHOP = {"test_many_learners.py", "test_hub.py", "test_browser.py"}
 NOTEBOOK_RUNS = {"test_kernel.py", "test_degraded.py"}  # whole lessons: not in `make test-fast`
@@ -128,9 +126,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.workshop)
         if name in NOTEBOOK_RUNS or name.endswith(".ipynb"):
             item.add_marker(pytest.mark.notebooks)
-    # Whole lessons first: the workers are handed units in this order, and the
-    # longest ones should not be the last to start.
-    items.sort(key=lambda item: "notebooks" not in item.keywords)
+    # The workers are handed units in this order, and the longest should not be
+    # the last to start: the workshop tests first, then whole lessons.
+    items.sort(key=lambda item: ("workshop" not in item.keywords,
+                                 "notebooks" not in item.keywords))
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -13,18 +13,14 @@ JupyterLab's menus are Chinese, and the lesson's title is drawn with a CJK font
 (Chromium's own account of the fonts it used), not as empty boxes.
 """
 
-import os
 import pathlib
 import re
-import secrets
 import shutil
-import subprocess
-import sys
-import time
 
 import nbformat
 import pytest
 
+import labserver  # tests/labserver.py
 import nbcompare  # tests/nbcompare.py: which cells nbval expects to raise
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -58,57 +54,17 @@ def lab(tmp_path_factory):
     shutil.copytree(ROOT / "notebooks" / "en", course / "notebooks" / "en")
     shutil.copytree(ROOT / "notebooks" / "zh", course / "notebooks" / "zh")
     shutil.copytree(ROOT / "images", course / "images")
-    token = secrets.token_hex(16)
-    env = {
-        **os.environ,
-        # Settings, runtime files and workspaces of this test stay in its folder.
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-    }
     # Render every cell, not only those in view, so the test can see them all.
     tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        # window.jupyterapp, as JupyterLab's own browser tests (Galata) use it:
-        # the test reads which outputs are errors from the notebook's model.
-        "--LabApp.expose_app_in_browser=True",
-    ]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    log = open(home / "lab.log", "w+")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)
+    # window.jupyterapp, as JupyterLab's own browser tests (Galata) use it: the
+    # test reads which outputs are errors from the notebook's model.
+    server, log, token = labserver.start(course, home, ["--LabApp.expose_app_in_browser=True"])
     try:
-        yield f"{_wait_for_url(log, server)}", token, home
+        yield f"{labserver.wait_for_url(log, server)}", token, home
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-            server.wait(10)
-        log.close()
-
-
-def _wait_for_url(log, server, limit=60):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        log.seek(0)
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/lab", log.read())
-        if match:
-            return f"http://127.0.0.1:{match[1]}"
-        if server.poll() is not None:
-            break
-        time.sleep(0.2)
-    log.seek(0)
-    pytest.fail(f"JupyterLab did not start:\n{log.read()[-3000:]}")
+        labserver.stop(server, log)
 
 
 # JavaScript: what the page shows.  The errors come from the open notebook's

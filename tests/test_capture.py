@@ -9,6 +9,7 @@ and in one that is root but lacks CAP_NET_RAW.
 import json
 import os
 import pathlib
+import random
 import re
 import shutil
 import socket
@@ -403,10 +404,21 @@ def assert_counted_once(cap):
     assert len(keys) == len(set(keys)), cap.text()
 
 
+def own_loopback_address():
+    """An address of one test's own: all of 127.0.0.0/8 is loopback.
+
+    A capture that keeps one port can still see another worker's traffic: a
+    UDP port and a TCP port of the same number are different ports.  Kept to
+    an address nobody else uses, it sees only the test's own.
+    """
+    return f"127.{random.randrange(1, 255)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
 @live
 def test_tcp_handshake_data_and_close(no_leaks):
-    with socklab.TCPEchoServer() as srv, socklab.TCPEchoServer() as other:
-        with Capture(servers=[srv]) as cap:
+    host = own_loopback_address()
+    with socklab.TCPEchoServer(host=host) as srv, socklab.TCPEchoServer() as other:
+        with Capture(servers=[srv], host=host) as cap:
             assert cap in socklab.running()
             client_port = talk(srv.address, b"hello")
             talk(other.address, b"not watched")  # another port: filtered out
@@ -458,8 +470,9 @@ def test_the_drain_catches_what_the_server_sends_after_the_block():
 @live
 def test_udp_datagrams(no_leaks):
     messages = [b"a", b"hello", bytes(100)]
-    with Capture(host="127.0.0.1") as cap:
-        with socklab.UDPEchoServer() as srv:
+    host = own_loopback_address()
+    with Capture(host=host) as cap:
+        with socklab.UDPEchoServer(host=host) as srv:
             cap.ports.add(srv.port)  # a port may be added once the server exists
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.settimeout(TIMEOUT)

@@ -18,16 +18,16 @@ import json
 import os
 import pathlib
 import re
-import secrets
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.parse
 import urllib.request
 
 import pytest
+
+import labserver  # tests/labserver.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MAKE = shutil.which("make")
@@ -135,43 +135,6 @@ def made_by_make():
     return folder
 
 
-def start_lab(home, extra):
-    token = secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        # the learner's own settings, for the English lab: none yet
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-    }
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser",
-               "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *extra]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    home.mkdir(parents=True, exist_ok=True)
-    log = open(home / "lab.log", "w+")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)
-    return server, log, token
-
-
-def wait_for_url(server, log, limit=60):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        log.seek(0)
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/lab", log.read())
-        if match:
-            return f"http://127.0.0.1:{match[1]}"
-        if server.poll() is not None:
-            break
-        time.sleep(0.2)
-    log.seek(0)
-    pytest.fail(f"JupyterLab did not start:\n{log.read()[-3000:]}")
-
-
 def get(url, token, path):
     request = urllib.request.Request(f"{url}{path}",
                                      headers={"Authorization": f"token {token}"})
@@ -183,11 +146,13 @@ def test_a_real_lab_serves_chinese_menus_to_the_chinese_edition_only(tmp_path):
     zh_settings = made_by_make()
     # Both servers at once: each takes a few seconds to start.
     servers = {
-        "en": start_lab(tmp_path / "en", []),
-        "zh": start_lab(tmp_path / "zh", [f"--LabApp.user_settings_dir={zh_settings}"]),
+        "en": labserver.start(ROOT, tmp_path / "en"),
+        "zh": labserver.start(ROOT, tmp_path / "zh",
+                               [f"--LabApp.user_settings_dir={zh_settings}"]),
     }
     try:
-        urls = {name: wait_for_url(server, log) for name, (server, log, _) in servers.items()}
+        urls = {name: labserver.wait_for_url(log, server)
+                for name, (server, log, _) in servers.items()}
         tokens = {name: token for name, (_, _, token) in servers.items()}
         plugin = urllib.parse.quote(f"{TRANSLATION}:plugin")
         # What the page's translator reads: the user's setting over the default.
@@ -206,13 +171,7 @@ def test_a_real_lab_serves_chinese_menus_to_the_chinese_edition_only(tmp_path):
             [["文件"], ["编辑"], ["运行"], ["内核"]]
     finally:
         for server, log, _ in servers.values():
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, 9)
-                server.wait(10)
-            log.close()
+            labserver.stop(server, log)
 
 
 # -- the Chinese documents ------------------------------------------------------------

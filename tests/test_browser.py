@@ -60,9 +60,10 @@ def lab(tmp_path_factory):
     (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     # window.jupyterapp, as JupyterLab's own browser tests (Galata) use it: the
     # test reads which outputs are errors from the notebook's model.
-    server, log, token = labserver.start(course, home, ["--LabApp.expose_app_in_browser=True"])
+    server, log, token, url = labserver.start(course, home,
+                                              ["--LabApp.expose_app_in_browser=True"])
     try:
-        yield f"{labserver.wait_for_url(log, server)}", token, home
+        yield url, token, home
     finally:
         labserver.stop(server, log)
 

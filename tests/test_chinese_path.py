@@ -13,6 +13,7 @@
 - The Chinese documents the READMEs promise exist and are linked.
 """
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -144,16 +145,13 @@ def get(url, token, path):
 
 def test_a_real_lab_serves_chinese_menus_to_the_chinese_edition_only(tmp_path):
     zh_settings = made_by_make()
-    # Both servers at once: each takes a few seconds to start.
-    servers = {
-        "en": labserver.start(ROOT, tmp_path / "en"),
-        "zh": labserver.start(ROOT, tmp_path / "zh",
-                               [f"--LabApp.user_settings_dir={zh_settings}"]),
-    }
-    try:
-        urls = {name: labserver.wait_for_url(log, server)
-                for name, (server, log, _) in servers.items()}
-        tokens = {name: token for name, (_, _, token) in servers.items()}
+    with contextlib.ExitStack() as started:
+        servers = {}
+        for name, extra in (("en", []), ("zh", [f"--LabApp.user_settings_dir={zh_settings}"])):
+            servers[name] = labserver.start(ROOT, tmp_path / name, extra)
+            started.callback(labserver.stop, *servers[name][:2])
+        urls = {name: url for name, (_, _, _, url) in servers.items()}
+        tokens = {name: token for name, (_, _, token, _) in servers.items()}
         plugin = urllib.parse.quote(f"{TRANSLATION}:plugin")
         # What the page's translator reads: the user's setting over the default.
         chosen = {}
@@ -169,9 +167,6 @@ def test_a_real_lab_serves_chinese_menus_to_the_chinese_edition_only(tmp_path):
         menus = chinese["data"]["jupyterlab"]
         assert [menus[f"menu\x04{item}"] for item in ("File", "Edit", "Run", "Kernel")] == \
             [["文件"], ["编辑"], ["运行"], ["内核"]]
-    finally:
-        for server, log, _ in servers.values():
-            labserver.stop(server, log)
 
 
 # -- the Chinese documents ------------------------------------------------------------

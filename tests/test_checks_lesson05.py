@@ -304,8 +304,14 @@ def test_ask_udp_that_does_not_wait_is_told_to_wait():
     # On a busy machine a reply can take more than 1 ms, so a case where replies
     # come may be the first to fail; the check then stops there, saying either
     # what it saw (a reply came, and it sent again) or that it should wait.
-    report = lesson05.check_ask_udp(ask_gives_up_at_once)
-    assert report.failures, "giving up after 1 ms passed every case"
+    # And on a machine so busy that the check's thread waits its turn for
+    # 0.2 s, giving up after 1 ms looks like waiting (the check sees only
+    # time): such a run is tried again, up to three runs in all.
+    for _ in range(3):
+        report = lesson05.check_ask_udp(ask_gives_up_at_once)
+        if report.failures:
+            break
+    assert report.failures, "giving up after 1 ms passed every case, three times"
     tries = {case.description: 1 + case.retries for case in lesson05.UDP_CASES}
     lost = {case.description for case in lesson05.UDP_CASES[2:]}  # every try lost
     for description, hint in report.failures:

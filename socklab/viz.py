@@ -14,8 +14,11 @@ would pile every label on top of the other.
 Everything is built in two steps, so tests check the first without pixels:
 ``sequence_rows()`` makes the list of rows (plain data), ``sequence_diagram()``
 draws them with matplotlib.  Likewise ``tcp_states()`` and ``state_chart()``.
+The same data prints as text, for a reader who cannot see the picture (a
+screen reader, a terminal): ``sequence_table()`` and ``state_table()``.
 """
 
+import textwrap
 import typing
 
 import matplotlib.pyplot as plt
@@ -23,7 +26,8 @@ import matplotlib.pyplot as plt
 from . import capture as capturing
 from .explore import watch  # the old home of watch(): lessons 00 and 03 call socklab.viz.watch
 
-__all__ = ["Row", "watch", "segment_rows", "sequence_rows", "sequence_diagram", "tcp_states", "state_chart"]
+__all__ = ["Row", "watch", "segment_rows", "sequence_rows", "sequence_diagram", "sequence_table",
+           "tcp_states", "state_chart", "state_table"]
 
 LANES = ("client", "server")
 X = {"client": 0.0, "server": 1.0}
@@ -174,6 +178,23 @@ def sequence_diagram(trace, capture=None, title=None):
     return figure
 
 
+def sequence_table(trace, capture=None):
+    """The rows of sequence_diagram(trace, capture) as text, one line each, in order.
+
+    A call is written in its lane's column; a segment as "client > server" (or
+    the other way) with its flags, as the arrow would be drawn.
+    """
+    lines = []
+    for row in sequence_rows(trace, capture):
+        if row.kind == "call":
+            lines.append(f"{row.lane:<8}{row.label}" if row.lane == "client"
+                         else f"{'':<8}{'':<26}server  {row.label}")
+        else:
+            other = "server" if row.lane == "client" else "client"
+            lines.append(f"{'':<8}{row.lane} > {other}  {row.label}")
+    return textwrap.dedent("\n".join(lines))  # no empty client column without calls
+
+
 # -- TCP states --------------------------------------------------------------------
 
 STATE_ORDER = ["CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
@@ -279,3 +300,22 @@ def state_chart(capture, title="TCP states, segment by segment"):
     figure.tight_layout()
     plt.close(figure)
     return figure
+
+
+def state_table(capture):
+    """The data of state_chart(capture) as text: each TCP segment, then both sides' states.
+
+    One line per segment: its number, who sent it and its flags, and the state
+    of the client and of the server once it has arrived.
+    """
+    tcp = _tcp_segments(capture)
+    states = tcp_states(capture)
+    lines = [f"{'#':>3}  {'segment':<22}{'client':<14}server",
+             f"{'':>3}  {'(before)':<22}{states['client'][0][1]:<14}{states['server'][0][1]}"]
+    for number, (segment, sender) in enumerate(tcp, 1):
+        after = {side: [state for time, state in changes if time <= segment.time][-1]
+                 for side, changes in states.items()}
+        arrow = "c>s" if sender == "client" else "s>c"
+        lines.append(f"{number:>3}  {arrow + ' ' + segment.flags:<22}"
+                     f"{after['client']:<14}{after['server']}")
+    return "\n".join(lines)

@@ -63,6 +63,12 @@ def test_sequence_rows_put_calls_and_segments_on_one_timeline():
     figure = viz.sequence_diagram(trace, cap, title="echo")
     texts = {text.get_text() for text in figure.axes[0].texts}
     assert {"client", "server", "SYN", "connect() = 0"} <= texts
+    # The same rows as text, for a reader who cannot see the picture.
+    table = viz.sequence_table(trace, cap).splitlines()
+    assert len(table) == len(rows)
+    assert table[labels.index("connect() = 0")].startswith("client  connect() = 0")
+    assert table[labels.index("SYN")].strip() == "client > server  SYN"
+    assert table[labels.index("listen() = 0")].strip() == "server  listen() = 0"
 
 
 @needs_strace
@@ -134,3 +140,18 @@ def test_lanes_are_the_roles_capture_text_names():
     assert lanes == capture.roles(late.segments)
     assert lanes[:3] == ["client", "server", "server"]
     assert [line.split(" > ")[0] for line in late.text().splitlines()[1:]] == lanes
+
+
+def test_a_capture_and_its_states_print_as_tables():
+    """Issue 15: the data of a diagram, readable without sight."""
+    recorded = capture.load_recorded()
+    lines = viz.sequence_table(None, recorded).splitlines()
+    assert lines[:3] == ["client > server  SYN  seq=0", "server > client  SYN,ACK  seq=0 ack=1",
+                         "client > server  ACK  seq=1 ack=1"]
+    assert len(lines) == len(recorded)
+    states = viz.state_table(recorded).splitlines()
+    assert states[0].split() == ["#", "segment", "client", "server"]
+    assert states[1].split() == ["(before)", "CLOSED", "LISTEN"]
+    assert states[4].split() == ["3", "c>s", "ACK", "ESTABLISHED", "ESTABLISHED"]
+    assert states[-1].split() == ["11", "c>s", "ACK", "TIME-WAIT", "CLOSED"]
+    assert len(states) == 2 + len(recorded)

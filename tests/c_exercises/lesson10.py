@@ -32,32 +32,10 @@ _SERVE_READS_ONLY_WHEN_SENT = """\
         unsent[i].sent += (size_t)n;
     }
     fds[i].events = unsent[i].sent < unsent[i].len ? POLLOUT : POLLIN;"""
-_SERVE_READS_ON = """\
-    if (fds[i].revents & POLLIN) {
-        ssize_t n = recv(fds[i].fd, unsent[i].buf, sizeof unsent[i].buf, 0);
-        if (n == 0)
-            return -1; /* the client closed */
-        if (n < 0) {
-            if (not_now())
-                return 0;
-            perror("recv"); /* ECONNRESET ...: this client only */
-            return -1;
-        }
-        unsent[i].len = (size_t)n;
-        unsent[i].sent = 0;
-    }
-    while (unsent[i].sent < unsent[i].len) {
-        ssize_t n = send(fds[i].fd, unsent[i].buf + unsent[i].sent,
-                         unsent[i].len - unsent[i].sent, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (not_now())
-                break; /* its buffer is full: wait for POLLOUT */
-            perror("send"); /* EPIPE, ECONNRESET: this client only */
-            return -1;
-        }
-        unsent[i].sent += (size_t)n;
-    }
-    fds[i].events = POLLIN | (unsent[i].sent < unsent[i].len ? POLLOUT : 0);"""
+_SERVE_READS_ON = _SERVE_READS_ONLY_WHEN_SENT.replace(
+    "if (unsent[i].sent == unsent[i].len) {", "if (fds[i].revents & POLLIN) {").replace(
+    "unsent[i].sent < unsent[i].len ? POLLOUT : POLLIN;",
+    "POLLIN | (unsent[i].sent < unsent[i].len ? POLLOUT : 0);")
 
 EXERCISES = [
     Exercise("10-concurrency", "my_poll_server", lesson10.check_echo_server_c, [

@@ -70,3 +70,15 @@ def test_every_lesson_states_an_honest_time():
         assert abs(stated - estimate) <= 0.25 * estimate, (path.name, stated, estimate)
         chinese = nbformat.read(ROOT / "notebooks" / "zh" / path.name, as_version=4)
         assert f"{stated} 分钟" in chinese.cells[0].source, f"zh/{path.name} says another time"
+
+
+def test_every_going_further_section_is_collapsed_in_both_editions():
+    """JupyterLab shows a heading collapsed when its cell says so; make execute keeps it."""
+    found = 0
+    for path in sorted(ROOT.glob("notebooks/*/[0-9]*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown" and cell.source.startswith(
+                    ("## Going further", "## 深入一步")):
+                found += 1
+                assert cell.metadata.get("jp-MarkdownHeadingCollapsed") is True, path.name
+    assert found >= 2  # lessons have such sections, in both editions

@@ -30,7 +30,9 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CELL_TIMEOUT = 60  # seconds, the same limit as nbval's in `make test`
-KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable", "socklab")
+# jp-MarkdownHeadingCollapsed: a "Going further" heading shown collapsed (docs/authoring.md)
+KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable", "socklab",
+                      "jp-MarkdownHeadingCollapsed")
 KERNELSPEC = {"name": "socklab", "display_name": "Python 3 (socklab)", "language": "python"}
 
 

@@ -283,8 +283,11 @@ class Learner:
                             if c.path in ("/", prefix))
         ws_url = (f"ws{self.url[4:]}{prefix[1:]}api/kernels/"
                   f"{session['kernel']['id']}/channels?session_id={uuid.uuid4().hex}")
+        # The server answers the upgrade once the new kernel is up: beside
+        # twenty other learners' kernels starting on two cores, that took
+        # more than 30 s once, hence the cell's limit.
         channel = websocket.create_connection(
-            ws_url, timeout=30, header=[f"Cookie: {cookies}"])
+            ws_url, timeout=CELL_TIMEOUT, header=[f"Cookie: {cookies}"])
         return Kernel(self, session["id"], channel)
 
 

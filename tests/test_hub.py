@@ -247,7 +247,7 @@ class Learner:
         # A signed-in browser sends the hub's _xsrf cookie back as a header.
         xsrf = self.http.cookies.get("_xsrf", path="/hub/")
         return self.http.request(method, f"{self.url}hub/api/{path}",
-                                 headers={"X-XSRFToken": xsrf}, timeout=60, **kwargs)
+                                 headers={"X-XSRFToken": xsrf}, timeout=CELL_TIMEOUT, **kwargs)
 
     def start_server(self):
         reply = self.hub_api("POST", f"users/{self.name}/server")
@@ -263,13 +263,13 @@ class Learner:
 
     def open_lab(self):
         """Open JupyterLab: the hub's OAuth redirects give us its cookie."""
-        return self.http.get(f"{self.url}user/{self.name}/lab", timeout=60)
+        return self.http.get(f"{self.url}user/{self.name}/lab", timeout=CELL_TIMEOUT)
 
     def server_api(self, method, path, owner=None, **kwargs):
         prefix = f"/user/{owner or self.name}/"
         xsrf = self.http.cookies.get("_xsrf", path=prefix) or ""
         return self.http.request(method, f"{self.url}{prefix[1:]}api/{path}",
-                                 headers={"X-XSRFToken": xsrf}, timeout=60, **kwargs)
+                                 headers={"X-XSRFToken": xsrf}, timeout=CELL_TIMEOUT, **kwargs)
 
     def open_notebook(self, path):
         """Open a notebook as JupyterLab does: a session, and its kernel's websocket."""
@@ -297,7 +297,7 @@ class Kernel:
     def __init__(self, learner, session_id, channel):
         self.learner, self.session_id, self.channel = learner, session_id, channel
         self.session = uuid.uuid4().hex
-        reply = self._request("kernel_info_request", {}, timeout=60)
+        reply = self._request("kernel_info_request", {}, timeout=CELL_TIMEOUT)
         assert reply["content"]["status"] == "ok", reply
 
     def _send(self, msg_type, content):

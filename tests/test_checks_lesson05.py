@@ -304,22 +304,27 @@ def test_ask_udp_that_does_not_wait_is_told_to_wait():
     # On a busy machine a reply can take more than 1 ms, so a case where replies
     # come may be the first to fail; the check then stops there, saying either
     # what it saw (a reply came, and it sent again) or that it should wait.
-    # And on a machine so busy that the check's thread waits its turn for
-    # 0.2 s, giving up after 1 ms looks like waiting (the check sees only
-    # time): such a run is tried again, up to three runs in all.
-    for _ in range(3):
-        report = lesson05.check_ask_udp(ask_gives_up_at_once)
-        if report.failures:
-            break
-    assert report.failures, "giving up after 1 ms passed every case, three times"
+    # A machine busier still can fool the check, which sees only time and the
+    # relay's log: 1 ms tries can take 0.2 s, and a datagram queued on one CPU
+    # can reach the relay after the check's marker sent from another (a false
+    # "it sent nothing").  Such a run is tried again, up to three runs in all.
     tries = {case.description: 1 + case.retries for case in lesson05.UDP_CASES}
     lost = {case.description for case in lesson05.UDP_CASES[2:]}  # every try lost
-    for description, hint in report.failures:
-        wait = f"each of the {tries[description]} tries should wait\ntimeout=0.2 s" in hint
-        assert wait or (description not in lost
-                        and "stop as soon as a reply arrives" in hint), hint
-    reached = {description for description, _ in report.results}
-    assert reached & lost <= {description for description, _ in report.failures}
+
+    def told_to_wait(report):
+        reached = {description for description, _ in report.results}
+        failed = {description for description, _ in report.failures}
+        return bool(report.failures) and reached & lost <= failed and all(
+            f"each of the {tries[description]} tries should wait\ntimeout=0.2 s" in hint
+            or (description not in lost and "stop as soon as a reply arrives" in hint)
+            for description, hint in report.failures)
+
+    reports = []
+    for _ in range(3):
+        reports.append(lesson05.check_ask_udp(ask_gives_up_at_once))
+        if told_to_wait(reports[-1]):
+            break
+    assert told_to_wait(reports[-1]), "\n\n".join(map(repr, reports))
 
 
 def test_ask_udp_without_timeout_is_stopped_with_a_hint():

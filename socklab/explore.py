@@ -339,20 +339,17 @@ class NoNewNetwork(OSError):
     """This system will not give in_new_network() a network of its own (says why)."""
 
 
-# Run in the new Python process before the snippet: the steps of socklab.kernel,
+# Run in the new Python process before the snippet: the socklab kernel's steps,
 # which a fresh process may take (a user namespace asks for a single thread).
 _ENTER = """\
 import sys
 from socklab import kernel
 try:
-    as_user = not kernel._may_make_namespaces()  # not root: root of a user namespace
-    if as_user:
-        kernel.enter_user_namespace()
-    kernel.enter_network_namespace(as_user)        # only lo, up; no route out
+    kernel.enter_private_network()  # only lo, up; no route out
 except OSError as exc:
-    sys.stderr.write(kernel._why(exc))
+    sys.stderr.write(str(exc))
     sys.exit(75)
-del kernel, as_user
+del kernel
 exec(compile(sys.argv[1], "<snippet>", "exec"), {"__name__": "__main__"})
 """
 _REFUSED = 75  # the exit status of _ENTER when the namespace is refused

@@ -40,7 +40,8 @@ import struct
 import subprocess
 import sys
 
-__all__ = ["network", "install", "private_network_refused", "shell_main"]
+__all__ = ["network", "install", "private_network_refused", "enter_private_network",
+           "shell_main"]
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -119,7 +120,23 @@ def _why(exc):
     return f"unshare() failed: {exc.strerror}"
 
 
-def _refused_in_a_child(in_user_namespace):
+def enter_private_network():
+    """Give this process a network of its own (only lo, up): both of main()'s steps.
+
+    As root of a new user namespace first where this process may not make a
+    network namespace itself.  Call it before any thread starts.  Raises
+    OSError whose text says, in words, why this system refused.
+    """
+    as_user = not _may_make_namespaces()
+    try:
+        if as_user:
+            enter_user_namespace()
+        enter_network_namespace(as_user)
+    except OSError as exc:
+        raise OSError(_why(exc)) from exc
+
+
+def _refused_in_a_child():
     """None if main()'s namespace steps work here, else why not: tried in a child.
 
     A user namespace cannot be left again.  Where it can be made but the
@@ -133,11 +150,9 @@ def _refused_in_a_child(in_user_namespace):
     if child == 0:  # the child: try, tell, end -- never return
         why = ""
         try:
-            if in_user_namespace:
-                enter_user_namespace()
-            enter_network_namespace(in_user_namespace)
+            enter_private_network()
         except OSError as exc:
-            why = _why(exc)
+            why = str(exc)
         os.write(write_end, why.encode())
         os._exit(0)
     os.close(write_end)
@@ -149,7 +164,7 @@ def _refused_in_a_child(in_user_namespace):
 
 def main(argv):
     in_user_namespace = not _may_make_namespaces()
-    why_not = _refused_in_a_child(in_user_namespace)
+    why_not = _refused_in_a_child()
     if why_not is None and in_user_namespace:
         try:
             enter_user_namespace()  # before any thread starts: Linux asks for one thread
@@ -196,7 +211,7 @@ def private_network_refused():
 
 def _try():
     """main()'s test, then exit: status 0, or 1 with why not on stdout."""
-    why_not = _refused_in_a_child(not _may_make_namespaces())
+    why_not = _refused_in_a_child()
     if why_not is not None:
         print(why_not)
         return 1

@@ -6,6 +6,7 @@ well from a script or a test:
 
     from socklab import c
     c.compile(source, "hello")            # gcc -std=gnu11 -Wall -Wextra -Werror
+    c.compile(source, "tls", libs=["ssl", "crypto"])   # ... -lssl -lcrypto
     c.run("hello", args=["world"])        # waits, shows output as it comes
     srv = c.start("echo_server")          # background; waits for "LISTENING <port>"
     srv.address                           # ('127.0.0.1', <port>)
@@ -84,6 +85,7 @@ STOP_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 HEADER = pathlib.Path(__file__).parent / "include" / "socklab.h"  # see its comment
 LISTENING = re.compile(rb"^LISTENING (\d+)\s*$", re.MULTILINE)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+LIBRARY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")  # "ssl" for -lssl: no path, no option
 
 # How to get gcc: said here once, by GccMissing and by `python -m socklab doctor`.
 GCC_INSTALL = """\
@@ -269,15 +271,22 @@ def _check_name(name):
         )
 
 
-def compile(source, name, flags=(), sanitize=False):
+def compile(source, name, flags=(), sanitize=False, libs=()):
     """Compile C ``source`` as ``NAME.c``; return the path of the program.
 
     Raises CompileError with gcc's messages for any error or warning, and
     GccMissing when there is no gcc.  An unchanged source is not compiled again.
     With ``sanitize`` the program is built with SANITIZE, and run() and start()
     then turn its first sanitizer report into a few lines naming NAME.c's lines.
+    ``libs`` are libraries to link, named as gcc's -l takes them: ``["ssl",
+    "crypto"]`` adds ``-lssl -lcrypto`` after the source, where gcc looks for
+    the functions the source still needs.
     """
     _check_name(name)
+    for lib in libs:
+        if not isinstance(lib, str) or not LIBRARY.match(lib):
+            raise ValueError(f"{lib!r} is not a library name as gcc's -l takes it "
+                             "(e.g. 'ssl' for -lssl)")
     gcc = shutil.which("gcc")
     if gcc is None:
         raise GccMissing()
@@ -285,7 +294,10 @@ def compile(source, name, flags=(), sanitize=False):
     flags = [*flags, *(SANITIZE if sanitize else ())]
     with _build_lock:
         (_sanitized.add if sanitize else _sanitized.discard)(name)
-    command = ["gcc", *CFLAGS, *flags, "-o", name, f"{name}.c", *LIBS]
+    # Libraries after the source: the linker takes from a library only what the
+    # files before it still need.
+    command = ["gcc", *CFLAGS, *flags, "-o", name, f"{name}.c",
+               *(f"-l{lib}" for lib in libs), *LIBS]
     # The course's helpers sit beside the source, so `#include "socklab.h"`
     # works and gcc's messages name it without a path of this machine.
     header = HEADER.read_text()

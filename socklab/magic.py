@@ -11,6 +11,9 @@
     %%c buggy --sanitize         build with AddressSanitizer and UBSan: the first
                                  memory or undefined-behaviour error stops the
                                  program with a report naming the cell's lines
+    %%c tls_client -l ssl -l crypto
+                                 link libraries, as gcc's -l does (-lssl -lcrypto:
+                                 OpenSSL, lesson 14); -lssl works too
 
 This is the only socklab module that imports IPython; it is a thin face over
 socklab.c, which does the work and can be used without Jupyter.
@@ -34,6 +37,8 @@ class CMagics(Magics):
     @argument("--sanitize", action="store_true",
               help="build with -fsanitize=address,undefined -g: a bad pointer, an "
                    "overrun or undefined behaviour stops it with a short report")
+    @argument("-l", dest="libs", action="append", default=[], metavar="LIB",
+              help="link library LIB, as gcc's -l does (-l ssl -l crypto for OpenSSL)")
     @argument("--timeout", type=float, default=c.RUN_TIMEOUT,
               help="seconds the program may run in the foreground (default: %(default)s)")
     @argument("args", nargs="*", help="arguments for the program (after --)")
@@ -41,7 +46,7 @@ class CMagics(Magics):
     def c_cell(self, line, cell):
         """Compile this cell as C (gcc -std=gnu11 -Wall -Wextra -Werror) and run it."""
         options = parse_line(self.c_cell.parser, line)
-        c.compile(cell, options.name, sanitize=options.sanitize)
+        c.compile(cell, options.name, sanitize=options.sanitize, libs=options.libs)
         if options.compile_only:
             return None
         if options.bg:

@@ -671,3 +671,47 @@ def test_magic_sanitize_reports_the_first_error_in_the_cells_lines(shell):
     with pytest.raises(c.ProgramFailed) as failed:
         shell.run_cell_magic("c", "magic_overrun --sanitize", OVERRUN)
     assert "  in main() at magic_overrun.c:8" in failed.value.report
+
+
+# ------------------------------------------------------------ linking libraries (-l)
+
+OPENSSL_VERSION = r"""#include <stdio.h>
+#include <openssl/crypto.h>
+
+int main(void)
+{
+    /* OpenSSL_version() lives in libcrypto: without -lcrypto, no program */
+    printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
+    return 0;
+}
+"""
+
+needs_openssl = pytest.mark.skipif(
+    not pathlib.Path("/usr/include/openssl/crypto.h").exists(),
+    reason="the OpenSSL headers are not installed (apt-get install libssl-dev)")
+
+
+@needs_openssl
+def test_a_library_function_does_not_link_without_its_library():
+    with pytest.raises(c.CompileError, match=r"undefined reference to .OpenSSL_version"):
+        c.compile(OPENSSL_VERSION, "no_libcrypto")
+
+
+@needs_openssl
+def test_compile_links_the_libraries_it_is_given(capsys):
+    c.compile(OPENSSL_VERSION, "with_libcrypto", libs=["crypto"])
+    assert c.run("with_libcrypto", echo=False).stdout.startswith("OpenSSL ")
+
+
+@needs_openssl
+@pytest.mark.parametrize("line", ["magic_libcrypto -l crypto", "magic_libcrypto -lcrypto",
+                                  "magic_libcrypto -l ssl -l crypto --timeout 5"])
+def test_magic_links_libraries_named_with_l_like_gcc(shell, capsys, line):
+    shell.run_cell_magic("c", line, OPENSSL_VERSION)
+    assert capsys.readouterr().out.startswith("OpenSSL ")
+
+
+@pytest.mark.parametrize("bad", ["-lssl", "ssl crypto", "../evil", "", "ssl;rm"])
+def test_a_library_name_is_a_name_not_an_option_or_a_path(bad):
+    with pytest.raises(ValueError, match="library name"):
+        c.compile("int main(void) { return 0; }\n", "bad_library", libs=[bad])

@@ -34,6 +34,25 @@ def test_lessons_have_c_listings():
     assert LISTINGS, "no %%c cell found in any lesson"
 
 
+def libraries(first_line):
+    """The libraries a %%c line links, as gcc's -l names them: "-l ssl", "-lssl"."""
+    words = shlex.split(first_line)[2:]
+    if "--" in words:
+        words = words[:words.index("--")]  # the program's own arguments follow
+    libs = []
+    for word, following in zip(words, words[1:] + [""]):
+        if word == "-l":
+            libs.append(following)
+        elif word.startswith("-l"):
+            libs.append(word[2:])
+    return libs
+
+
+def test_libraries_are_read_from_the_magic_line_as_gcc_would():
+    assert libraries("%%c srv --bg -l ssl -lcrypto -- -l x") == ["ssl", "crypto"]
+    assert libraries("%%c hello") == []
+
+
 @pytest.mark.skipif(c.shutil.which("gcc") is None, reason="gcc is not installed")
 @pytest.mark.parametrize("path, index, cell", LISTINGS)
 def test_c_listing_compiles(path, index, cell):
@@ -42,7 +61,8 @@ def test_c_listing_compiles(path, index, cell):
     # Compiled under a name of its own, so that a program the kernel of another
     # test may be running is not replaced.
     unique = re.sub(r"\W", "_", f"listing_{path.parent.name}_{path.stem}_{index}_{name}")
-    c.compile(source, unique)
+    # Lesson 14's listings link OpenSSL (-l ssl -l crypto), as their cells ask.
+    c.compile(source, unique, libs=libraries(first_line))
 
 
 @pytest.mark.parametrize("path, index, cell", LISTINGS)

@@ -1,0 +1,203 @@
+"""Checks for lesson 14's exercise: fetch_echo(), a TLS client that verifies its server.
+
+check_fetch_echo calls the learner's ``fetch_echo(host, port, cafile, message)``
+against TLS echo servers on loopback, each a socklab server with a certificate
+made for the occasion (socklab.certs):
+
+* a good server: a certificate for localhost, 127.0.0.1 and ::1, signed by the CA
+  whose certificate is ``cafile`` -- the echo must come back, whole, also when it
+  is 100,000 bytes long (more than one TLS record: at most 16 KiB each, RFC 8446
+  section 5.1);
+* a server whose certificate, signed by the same CA, is for another name: the
+  client must refuse it (ssl.SSLCertVerificationError);
+* a server whose certificate comes from a CA the client was not given: refused too;
+* a server that speaks plain text: an ssl.SSLError, not a hang.
+
+A client that accepts a wrong certificate has turned verification off (or never
+had it on): the hint names the usual ways -- check_hostname = False, CERT_NONE,
+ssl._create_unverified_context(), the removed ssl.wrap_socket().  The servers
+note why a handshake failed on their side, so a client that sent plain bytes is
+told so.
+"""
+
+import functools
+import ssl
+
+from .. import certs
+from ..servers import TCPServer
+from .report import Report, Verdict, call_with_time_limit, describe_error, not_written
+
+__all__ = ["check_fetch_echo"]
+
+OTHER_NAME = "www.example.com"  # reserved for examples (RFC 2606); only a name here
+BIG = bytes(i % 251 for i in range(100_000))
+PLAIN_GREETING = b"hello, this server speaks plain text\r\n"
+
+NO_VERIFICATION = (
+    "Verification is off.  The usual causes: check_hostname = False,\n"
+    "verify_mode = ssl.CERT_NONE, ssl._create_unverified_context(), or the old\n"
+    "ssl.wrap_socket() (removed in Python 3.12), which never verified.  Use\n"
+    "ssl.create_default_context(cafile=cafile) and\n"
+    "wrap_socket(sock, server_hostname=host): it checks both.")
+
+
+@functools.cache
+def _certificates():
+    """(CA file, good, other name, untrusted) -- made once per process."""
+    ca = certs.LocalCA("socklab check CA")
+    stranger = certs.LocalCA("a CA nobody gave you")
+    return (ca.cert_file, ca.issue(), ca.issue(OTHER_NAME),
+            stranger.issue(name="untrusted localhost"))
+
+
+class _TLSEchoServer(TCPServer):
+    """A TLS echo server for one case; ``failures`` notes failed handshakes."""
+
+    def __init__(self, cert, name):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert.cert_file, cert.key_file)
+        self.failures = []  # the reason of each failed handshake, as ssl names it
+        super().__init__(self._echo, name=name)
+
+    def _echo(self, conn):
+        try:
+            tls = self.context.wrap_socket(conn.sock, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self.failures.append(getattr(exc, "reason", None) or type(exc).__name__)
+            return
+        conn.sock = tls  # so that stop() wakes and closes the TLS socket
+        try:
+            while data := tls.recv(65536):
+                tls.sendall(data)
+        except (ssl.SSLError, OSError):
+            pass  # a client that leaves without close_notify: its business
+
+
+def _plain_text(conn):
+    """A server that is not TLS: it greets in plain text and reads until the end."""
+    conn.sendall(PLAIN_GREETING)
+    while conn.recv(65536):
+        pass
+
+
+def _call(fetch_echo, address, cafile, message, host="localhost"):
+    outcome, _ = call_with_time_limit(fetch_echo, host, address[1], str(cafile), message)
+    return outcome
+
+
+def _judge_echo(outcome, message, server):
+    if not_written(outcome):
+        return Verdict.not_written()
+    if not outcome.finished:
+        return Verdict.fail(
+            "it did not return within 5 s.  Does it wait for more bytes than the echo\n"
+            "has (read until you have len(message) bytes, then stop)?", final=True)
+    error = outcome.error
+    if error is not None:
+        if "WRONG_VERSION_NUMBER" in server.failures or "HTTP_REQUEST" in server.failures:
+            return Verdict.fail(
+                f"{describe_error(error)}\nThe server received plain bytes, not TLS: "
+                "wrap the socket first,\ncontext.wrap_socket(sock, server_hostname=host), "
+                "and send through what it returns.", final=True)
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return Verdict.fail(
+                f"{describe_error(error)}\nThe server's certificate is good, but your "
+                "client does not trust its CA:\nload the file you were given, "
+                "ssl.create_default_context(cafile=cafile).", final=True)
+        return Verdict.fail(describe_error(error), final=True)
+    value = outcome.value
+    if isinstance(value, str):
+        return Verdict.fail("it returned a str: return the bytes the server sent back.")
+    if value == message:
+        return Verdict.ok()
+    if isinstance(value, (bytes, bytearray)) and message.startswith(bytes(value)):
+        return Verdict.fail(
+            f"it returned {len(value):,} of {len(message):,} bytes.  One recv() gives "
+            "what has arrived -- over TLS\nat most one record, 16 KiB: read until you "
+            "have len(message) bytes.")
+    return Verdict.fail(f"it returned {_short(value)}, not the message it sent "
+                        f"({len(message):,} bytes).")
+
+
+SWALLOWED = ("it returned None instead of raising.  Do not catch the handshake's "
+             "error:\nthe caller must learn that the server was refused.")
+
+
+def _judge_refusal(outcome, what, fix):
+    # (A stub never gets here: the good server's cases stop the check first.)
+    if not outcome.finished:
+        return Verdict.fail("it did not return or raise within 5 s: a TLS client that "
+                            "is refused\nraises at once.  Did it catch the error "
+                            "and wait, or retry?")
+    error = outcome.error
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return Verdict.ok()
+    if error is None and outcome.value is None:
+        return Verdict.fail(SWALLOWED)
+    if error is None:
+        return Verdict.fail(f"it returned {_short(outcome.value)}: it {what}.\n{fix}")
+    return Verdict.fail(
+        f"{describe_error(error)}\nIt should raise ssl.SSLCertVerificationError: let "
+        "the handshake's error\nreach the caller (do not catch it and raise another).")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_fetch_echo(fetch_echo):
+    """Check ``fetch_echo(host, port, cafile, message)``: TLS, verified, the echo whole."""
+    report = Report("Checking fetch_echo(host, port, cafile, message):")
+    cafile, good, other_name, untrusted = _certificates()
+
+    with _TLSEchoServer(good, "check14 good") as server:
+        for description, host, message in [
+            ("a good server (a certificate for localhost): the echo", "localhost",
+             b"hello, TLS"),
+            ("the same server by address: 127.0.0.1 is in its certificate too",
+             "127.0.0.1", b"by address"),
+            (f"a message of {len(BIG):,} bytes: more than one TLS record", "localhost",
+             BIG),
+        ]:
+            outcome = _call(fetch_echo, server.address, cafile, message, host)
+            if report.add(description, _judge_echo(outcome, message, server)).final:
+                return report
+
+    with _TLSEchoServer(other_name, "check14 other name") as server:
+        outcome = _call(fetch_echo, server.address, cafile, b"hello?")
+        report.add(
+            f"a certificate for {OTHER_NAME}, asked for localhost: refused",
+            _judge_refusal(outcome, f"accepted a certificate for {OTHER_NAME} when it "
+                           "asked for localhost",
+                           "The host name was not checked.  " + NO_VERIFICATION))
+
+    with _TLSEchoServer(untrusted, "check14 untrusted") as server:
+        outcome = _call(fetch_echo, server.address, cafile, b"hello?")
+        report.add(
+            "a certificate from a CA you were not given: refused",
+            _judge_refusal(outcome, "accepted a certificate that no CA it trusts signed",
+                           NO_VERIFICATION))
+
+    with TCPServer(_plain_text, name="check14 plain") as server:
+        outcome = _call(fetch_echo, server.address, cafile, b"hello?")
+        report.add("a server that speaks plain text: ssl.SSLError", _judge_plain(outcome))
+    return report
+
+
+def _judge_plain(outcome):
+    if not outcome.finished:
+        return Verdict.fail("it waited more than 5 s on a server that does not speak "
+                            "TLS.  The handshake\nfails at once on its reply: did "
+                            "your code catch the error and wait?")
+    if isinstance(outcome.error, ssl.SSLError):
+        return Verdict.ok()
+    if outcome.error is not None:
+        return Verdict.fail(f"{describe_error(outcome.error)}\nThe handshake's "
+                            "ssl.SSLError should reach the caller.")
+    if outcome.value is None:
+        return Verdict.fail(SWALLOWED)
+    if isinstance(outcome.value, (bytes, bytearray)) and PLAIN_GREETING[:10] in outcome.value:
+        return Verdict.fail("it returned the server's plain text: it did not speak TLS.")
+    return Verdict.fail(f"it returned {_short(outcome.value)} from a server that does "
+                        "not speak TLS:\nit should raise ssl.SSLError.")

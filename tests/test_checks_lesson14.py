@@ -126,3 +126,101 @@ def test_a_client_that_swallows_the_verification_error_is_caught():
     hints = failures(report)
     assert len(hints) == 3, report
     assert all("returned None instead of raising" in hint for hint in hints.values())
+
+
+# ------------------------------------------------------------------ read_ready
+
+def ready_right(tls):
+    data = bytearray()
+    while True:
+        try:
+            piece = tls.recv(65536)
+        except ssl.SSLWantReadError:
+            break
+        if not piece:
+            break
+        data += piece
+    return bytes(data)
+
+
+def test_read_ready_right_answer_passes():
+    report = lesson14.check_read_ready(ready_right)
+    assert report.ok, report
+    assert len(report.results) == 5
+
+
+def test_read_ready_stub_is_not_written_yet():
+    def read_ready(tls):
+        ...  # your code here
+
+    report = lesson14.check_read_ready(read_ready)
+    assert "is it written yet" in report.failures[0][1] and len(report.results) == 1
+
+
+def test_asking_select_first_misses_what_openssl_holds():
+    import select
+
+    def select_first(tls):
+        data = b""
+        while select.select([tls], [], [], 0)[0]:
+            try:
+                piece = tls.recv(65536)
+            except ssl.SSLWantReadError:
+                break
+            if not piece:
+                break
+            data += piece
+        return data
+
+    report = lesson14.check_read_ready(select_first)
+    first = report.failures[0]
+    assert first[0].startswith("one record of 16 bytes")
+    assert "OpenSSL held 11 decrypted bytes" in first[1] and "select()" in first[1]
+
+
+def test_one_recv_is_one_record():
+    def once(tls):
+        try:
+            return tls.recv(65536)
+        except ssl.SSLWantReadError:
+            return b""
+
+    report = lesson14.check_read_ready(once)
+    hints = failures(report)
+    assert "three records (10, 1,000 and 5 bytes), 3 read already: all the rest" in hints
+    assert any("data of\none record at most" in hint for hint in hints.values())
+
+
+def test_pending_alone_misses_the_records_in_the_kernel():
+    def pending_only(tls):
+        return tls.recv(tls.pending()) if tls.pending() else b""
+
+    report = lesson14.check_read_ready(pending_only)
+    assert "three records (10, 1,000 and 5 bytes), 3 read already: all the rest" in failures(report)
+
+
+def test_not_catching_want_read_is_named():
+    def uncaught(tls):
+        data = b""
+        while piece := tls.recv(65536):
+            data += piece
+        return data
+
+    report = lesson14.check_read_ready(uncaught)
+    assert any("SSLWantReadError" in hint and "catch it" in hint
+               for hint in failures(report).values())
+
+
+def test_looping_on_the_end_of_the_session_is_stopped():
+    def endless(tls):
+        data = b""
+        while True:
+            try:
+                data += tls.recv(65536)   # b"" at the end: loops for ever
+            except ssl.SSLWantReadError:
+                return data
+
+    report = lesson14.check_read_ready(endless)
+    (description, hint), = report.failures
+    assert description.startswith("a record, then the peer ends the session")
+    assert "loop on b''" in hint

@@ -18,16 +18,35 @@ had it on): the hint names the usual ways -- check_hostname = False, CERT_NONE,
 ssl._create_unverified_context(), the removed ssl.wrap_socket().  The servers
 note why a handshake failed on their side, so a client that sent plain bytes is
 told so.
+
+check_read_ready calls the learner's ``read_ready(tls)`` on a non-blocking TLS
+socket at a moment the check has prepared: it has read a few bytes itself, so
+that OpenSSL holds the rest of a record (which select() cannot see), and it has
+waited until the kernel holds the next records (FIONREAD, counting TLS 1.3's
+22 bytes per record).  Every byte ready must come back, without waiting; a
+reader that asks select() first, or calls recv() once, is named.
 """
 
+import fcntl
 import functools
+import socket
 import ssl
+import struct
+import termios
+import time
 
 from .. import certs
 from ..servers import TCPServer
-from .report import Report, Verdict, call_with_time_limit, describe_error, not_written
+from .report import (
+    TIME_LIMIT,
+    Report,
+    Verdict,
+    call_with_time_limit,
+    describe_error,
+    not_written,
+)
 
-__all__ = ["check_fetch_echo"]
+__all__ = ["check_fetch_echo", "check_read_ready"]
 
 OTHER_NAME = "www.example.com"  # reserved for examples (RFC 2606); only a name here
 BIG = bytes(i % 251 for i in range(100_000))
@@ -201,3 +220,124 @@ def _judge_plain(outcome):
         return Verdict.fail("it returned the server's plain text: it did not speak TLS.")
     return Verdict.fail(f"it returned {_short(outcome.value)} from a server that does "
                         "not speak TLS:\nit should raise ssl.SSLError.")
+
+
+# ----------------------------------------------------------------- read_ready
+
+TLS13_OVERHEAD = 5 + 1 + 16  # a record's header, inner content type, AEAD tag
+CLOSE_NOTIFY = 2 + TLS13_OVERHEAD  # the alert of unwrap(): 2 bytes of data
+
+
+class _RecordServer(TCPServer):
+    """Sends each of ``payloads`` as one TLS record, then waits for the client to
+    leave (or, with ``close``, ends the session itself)."""
+
+    def __init__(self, cert, payloads, close=False):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_3  # known overheads
+        self.context.load_cert_chain(cert.cert_file, cert.key_file)
+        self.payloads, self.end_session = payloads, close
+        super().__init__(self._send, name="check14 records")
+
+    def _send(self, conn):
+        try:
+            tls = self.context.wrap_socket(conn.sock, server_side=True)
+            conn.sock = tls
+            for payload in self.payloads:
+                tls.sendall(payload)  # at most 16 KiB: one record each
+            if self.end_session:
+                tls.unwrap()
+            else:
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass  # the check has gone: nothing to report
+
+
+def _bytes_in_kernel(sock):
+    raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    return struct.unpack("i", raw)[0]
+
+
+def _wait_in_kernel(sock, count, limit=TIME_LIMIT):
+    """Wait until ``count`` bytes wait in the kernel for ``sock``: on loopback they
+    are there almost at once; this asks the kernel, it does not guess a time."""
+    deadline = time.monotonic() + limit
+    while _bytes_in_kernel(sock) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} bytes did not arrive within {limit:g} s")
+        time.sleep(0.001)
+
+
+def _read_ready_case(read_ready, payloads, first, close=False):
+    """Connect, read ``first`` bytes, wait for the rest in the kernel, call
+    read_ready(tls).  Returns (outcome, expected bytes)."""
+    cafile, good, _, _ = _certificates()
+    context = ssl.create_default_context(cafile=cafile)
+    with _RecordServer(good, payloads, close) as server:
+        with socket.create_connection(server.address, timeout=TIME_LIMIT) as sock:
+            with context.wrap_socket(sock, server_hostname="localhost") as tls:
+                got = b""
+                while len(got) < first:
+                    got += tls.recv(first - len(got))
+                rest = sum(len(p) + TLS13_OVERHEAD for p in payloads)
+                rest -= len(payloads[0]) + TLS13_OVERHEAD  # the first is read
+                _wait_in_kernel(tls, rest + (CLOSE_NOTIFY if close else 0))
+                tls.setblocking(False)
+                outcome, _ = call_with_time_limit(read_ready, tls)
+    return outcome, b"".join(payloads)[first:]
+
+
+def _judge_ready(outcome, expected, held):
+    if not_written(outcome):
+        return Verdict.not_written()
+    if not outcome.finished:
+        return Verdict.fail(
+            "it did not return within 5 s.  Does it loop on b'' (the peer closed: "
+            "stop), or make\nthe socket blocking again?", final=True)
+    error = outcome.error
+    if isinstance(error, ssl.SSLWantReadError):
+        return Verdict.fail(
+            f"{describe_error(error)}\nThat is how a non-blocking TLS socket says "
+            "'nothing more now': catch it\nand return what you have.")
+    if error is not None:
+        return Verdict.fail(describe_error(error))
+    value = outcome.value
+    if not isinstance(value, (bytes, bytearray)):
+        return Verdict.fail(f"it returned {_short(value)}: return the bytes, b'' "
+                            "when nothing is ready.")
+    if value == expected:
+        return Verdict.ok()
+    if not value and held:
+        return Verdict.fail(
+            f"it returned b'', but OpenSSL held {held} decrypted bytes (pending() = "
+            f"{held}).\nselect() cannot see them: they have left the kernel.  Call "
+            "recv() until it\nraises ssl.SSLWantReadError instead of asking select().")
+    if expected.startswith(value):
+        return Verdict.fail(
+            f"it returned {len(value):,} of the {len(expected):,} bytes ready.  One "
+            "recv() returns the data of\none record at most: call it again until it "
+            "raises ssl.SSLWantReadError.")
+    return Verdict.fail(f"it returned {_short(bytes(value))}, not the "
+                        f"{len(expected):,} bytes ready ({_short(expected)}).")
+
+
+def check_read_ready(read_ready):
+    """Check ``read_ready(tls)``: every byte readable now, what OpenSSL holds included."""
+    report = Report("Checking read_ready(tls):")
+    cases = [
+        ("one record of 16 bytes, 5 read already: the 11 that OpenSSL holds",
+         [b"hello, pending!\n"], 5, False, 11),
+        ("three records (10, 1,000 and 5 bytes), 3 read already: all the rest",
+         [b"0123456789", bytes(i % 251 for i in range(1000)), b"tail\n"], 3, False, 7),
+        ("records of 16,384 and 3,616 bytes, 1 read already: 19,999 bytes",
+         [b"a" * 16384, b"b" * 3616], 1, False, 16383),
+        ("nothing ready (the only record already read): b'' at once",
+         [b"all read\n"], 9, False, 0),
+        ("a record, then the peer ends the session: the data, then stop",
+         [b"x" * 4, b"last words\n"], 4, True, 0),
+    ]
+    for description, payloads, first, close, held in cases:
+        outcome, expected = _read_ready_case(read_ready, payloads, first, close)
+        if report.add(description, _judge_ready(outcome, expected, held)).final:
+            break
+    return report

@@ -31,6 +31,8 @@ TIMEOUT = 5.0
 NOT_ATTACKED = {
     "reuseport_server": "lesson 01: it only holds a port to show SO_REUSEPORT; it never accepts",
     "queue_server": "lesson 03: it never accepts, on purpose, to fill its backlog",
+    "tls_echo_server": "lesson 14: attacked in tests/test_tls.py, which links OpenSSL "
+                       "and gives it a certificate",
 }
 
 

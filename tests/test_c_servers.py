@@ -79,10 +79,20 @@ def udp(address):
         assert reply.lower() == b"ping"
 
 
+def http_get(sock):
+    """Lesson 13's http_c, serving the repository's images/: a file, whole."""
+    name = sorted(p.name for p in (ROOT / "images").glob("*.svg"))[0]
+    sock.sendall(f"GET /{name} HTTP/1.1\r\nHost: localhost\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    head, _, body = _read_all(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head[:100]
+    assert body == (ROOT / "images" / name).read_bytes()
+
+
 PROBES = {
     "echo_server": echo, "threaded": echo, "iterative": echo, "mux": echo,
     "whoami_server": greets, "hello_server": greets, "sender": greets,
-    "frame_server": frames, "slam_server": resets,
+    "frame_server": frames, "slam_server": resets, "http_c": http_get,
     "udp_echo_server": udp, "udp_upper": udp,
 }
 
@@ -118,7 +128,9 @@ def lesson_servers():
             name = first.split()[1]
             sources[name] = source
             if "--bg" in first.split() and "raises-exception" not in cell.metadata.get("tags", []):
-                found.append((path.stem[:2], name, source, ()))
+                # lesson 13's http_c serves the folder it is given: here, images/
+                args = ("images",) if name == "http_c" else ()
+                found.append((path.stem[:2], name, source, args))
         if "mux" in sources:  # lesson 10 starts it with c.start("mux", [kind])
             found += [(path.stem[:2], "mux", sources["mux"], (kind,))
                       for kind in ("select", "poll", "epoll")]
@@ -144,7 +156,8 @@ def test_lesson_server_survives_hostile_clients(lesson, name, source, args):
     unique = f"attacked_{lesson}_{name}_{'_'.join(args)}".rstrip("_")
     c.compile(source, unique, sanitize=True)
     probe = PROBES[name]
-    with Answer(unique, c.start(unique, args, ready_timeout=10)) as answer:
+    program_args = [str(ROOT / arg) if name == "http_c" else arg for arg in args]
+    with Answer(unique, c.start(unique, program_args, ready_timeout=10)) as answer:
         if probe is udp:
             _attack_udp(answer)
             assert answer.death() is None

@@ -25,6 +25,7 @@ How it is built, and why:
 
 import codecs
 import collections
+import ctypes
 import os
 import re
 import select
@@ -43,7 +44,7 @@ from .servers import UDPEchoServer
 __all__ = [
     "REPLY_TIMEOUT", "REPLY_QUIET", "read_reply", "split_evenly", "chunks_received",
     "describe_chunks", "udp_experiment", "describe_replies", "watch", "closed_udp_address",
-    "NoNewNetwork", "in_new_network",
+    "NoNewNetwork", "in_new_network", "deafen",
 ]
 
 REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
@@ -385,3 +386,33 @@ def in_new_network(code, needs=(), timeout=30):
         raise RuntimeError(f"the snippet failed (exit status {done.returncode}):\n"
                            f"{done.stderr}")
     return done.stdout
+
+
+# ------------------------------------------------------------- a peer that vanishes
+
+SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>; Python's socket module lacks the name
+
+
+def deafen(sock):
+    """Drop every packet that arrives for ``sock`` from now on: its peer sees it vanish.
+
+    To the other end of the connection, this end behaves like a machine that
+    lost its power or its cable: nothing sent to it -- data, retransmissions,
+    keepalive probes -- is ever acknowledged, and no FIN or reset comes back.
+    Nothing else changes: no other socket, no route, no interface; and no
+    privilege is needed, so a lesson can show TCP keepalive and
+    TCP_USER_TIMEOUT find a dead peer in the socklab kernel's own network.
+
+    How: a socket filter (man 7 socket, SO_ATTACH_FILTER), a classic BPF
+    program of one instruction, ``ret #0`` -- keep 0 bytes of the packet, that
+    is, drop it.  TCP runs a socket's filter on each segment before it looks at
+    it (tcp_v4_rcv() in net/ipv4/tcp_ipv4.c), so this socket's kernel never
+    answers for it again.  (A relay in user space could not do this: keepalive
+    probes carry no data, and the kernel on each side of a relay answers them
+    itself.)  The kernel copies the program: nothing needs to stay alive here.
+    """
+    ret_0 = struct.pack("HBBI", 0x06, 0, 0, 0)  # struct sock_filter: BPF_RET|BPF_K, k=0
+    program = ctypes.create_string_buffer(ret_0, len(ret_0))
+    # struct sock_fprog {unsigned short len; struct sock_filter *filter;}, native layout
+    fprog = struct.pack("HP", 1, ctypes.addressof(program))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)

@@ -77,3 +77,38 @@ def test_a_server_that_ended_is_named_not_raised(monkeypatch):
         c_answer.check_process(answer, report, probe=lambda sock: Verdict.ok())
     assert [hint for _, hint in report.failures] == [
         "late_server exited with status 3.\nA server must outlive every one of its clients."]
+
+
+# A server that sleeps 1 ms at a time: hardly any CPU, yet a busy loop -- woken
+# a thousand times a second, as one that spins while printing is (it sleeps each
+# time its output pipe is full, until the check has read some).
+NAPPING_SERVER = r"""
+#include <poll.h>
+#include <unistd.h>
+#include "socklab.h"
+
+int main(void)
+{
+    alarm(60); /* watchdog */
+    int listener = listen_on("127.0.0.1", "0", 16);
+    if (listener < 0 || announce_port(listener) < 0)
+        return 1;
+    for (;;)
+        poll(NULL, 0, 1);
+}
+"""
+
+
+def test_a_loop_woken_again_and_again_is_busy_one_asleep_is_not():
+    c.compile(NAPPING_SERVER, "napping_server")
+    with Answer("napping_server", c.start("napping_server")) as answer:
+        report = Report("a check")
+        c_answer.check_process(answer, report, closes_on_eof=False, spins_hint="Sleep longer.")
+    (description, hint), = report.failures
+    assert description == "nobody talks to it: it waits without using the CPU"
+    assert hint.endswith(": a busy loop.\nSleep longer."), hint
+    c.compile(LATE_SERVER, "late_server")  # asleep in sigwait(): woken by nothing
+    with Answer("late_server", c.start("late_server")) as answer:
+        report = Report("a check")
+        c_answer.check_process(answer, report, closes_on_eof=False)
+    assert report.ok, report

@@ -46,6 +46,10 @@ __all__ = ["Answer", "STUB_MARKER", "start", "check_process"]
 STUB_MARKER = "your code here"  # every C exercise's stub says it; an answer does not
 READY_TIMEOUT = 10.0  # seconds to print LISTENING: sanitized programs start slower
 IDLE_WINDOW = 1.0  # seconds of silence in which a server should not need the CPU
+# ... and times it may be woken in it: a right one is woken 0 times (a timer
+# 10 times a second is no busy loop either); a loop that prints at every turn
+# was woken 78 times or more on two CPUs with six busy processes beside it.
+WAKEUPS_ALLOWED = 30
 SETTLE = 2.0  # seconds a server has to close the sockets of clients that left
 CLIENTS_THAT_LEAVE = 20
 CATCH_UP = 10.0  # seconds a server has to take the connections waiting for it
@@ -231,6 +235,24 @@ class Answer:
             total += int(running) + int(waiting)
         return total / 1e9
 
+    def wakeups(self):
+        """How often its threads have left a CPU so far, all together: to sleep
+        (voluntary_ctxt_switches; each is woken again before it runs again), or
+        made to wait while they could still run (nonvoluntary_ctxt_switches).
+        A server asleep in poll() with nothing to do adds none, however busy
+        the machine is."""
+        total = 0
+        for task in pathlib.Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                status = (task / "status").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that ended while we looked
+            for line in status.splitlines():
+                field, _, value = line.partition(":")
+                if field.endswith("ctxt_switches"):  # voluntary_ and nonvoluntary_
+                    total += int(value)
+        return total
+
     def zombies(self):
         """Children that have ended and were never waited for."""
         found = []
@@ -293,13 +315,15 @@ def start(name, report, description="it compiles (with the sanitizers) and print
     return None
 
 
-def check_process(answer, report, *, closes_on_eof=True, probe=None):
+def check_process(answer, report, *, closes_on_eof=True, probe=None, spins_hint=None):
     """The checks every C server gets after its lesson's cases: C's own failures.
 
     ``closes_on_eof``: the server closes a client's socket once the client has
     closed its side (an echo server does; one that keeps talking may not).
     ``probe(sock)``: one ordinary exchange with the server, judged (a Verdict);
     with it, a client that leaves before the server answers must not kill it.
+    ``spins_hint``: the lesson's words for the busy loops its servers fall into,
+    said when one spins while nobody talks to it (else general advice).
     """
     if probe is not None:
         if report.add("a client sends 100 KB and leaves before the server answers: "
@@ -313,7 +337,7 @@ def check_process(answer, report, *, closes_on_eof=True, probe=None):
                       answer.judged(_descriptors_come_back(answer))).final:
             return
     if report.add("nobody talks to it: it waits without using the CPU",
-                  answer.judged(_idle(answer))).final:
+                  answer.judged(_idle(answer, spins_hint))).final:
         return
     report.add("no child is left a zombie", answer.judged(_no_zombies(answer)))
 
@@ -375,17 +399,27 @@ def _descriptors_come_back(answer):
     return Verdict.ok()
 
 
-def _idle(answer):
-    before = answer.runnable_seconds()
+def _idle(answer, spins_hint=None):
+    # Two measures, because a busy loop may also wait: one that prints at each
+    # turn (perror() on a closed descriptor poll() keeps reporting) sleeps
+    # whenever its output pipe is full, until the check has read some -- on a
+    # loaded machine, most of the window.  So: time running or ready to run
+    # (a loop that never sleeps), and times woken (one that sleeps and is woken
+    # again and again).  Asleep in poll() with nothing to do, a server has neither.
+    before, woken_before = answer.runnable_seconds(), answer.wakeups()
     time.sleep(IDLE_WINDOW)  # a measurement window: nothing happens on purpose
     used = answer.runnable_seconds() - before
+    woken = answer.wakeups() - woken_before
     if used > IDLE_WINDOW / 2:
-        return Verdict.fail(
-            f"with no client talking it used the CPU for {used:.1f} of {IDLE_WINDOW:g} s: "
-            "a busy loop.\nBlock in accept(), recv(), poll() or epoll_wait() instead of "
-            "trying again and again\n(on a non-blocking socket, EAGAIN means: wait for "
-            "poll, do not spin).")
-    return Verdict.ok()
+        measured = f"used the CPU for {used:.1f} of {IDLE_WINDOW:g} s"
+    elif woken > WAKEUPS_ALLOWED:
+        measured = f"was woken {woken} times in {IDLE_WINDOW:g} s"
+    else:
+        return Verdict.ok()
+    return Verdict.fail(
+        f"with no client talking it {measured}: a busy loop.\n" + (spins_hint or (
+            "Block in accept(), recv(), poll() or epoll_wait() instead of trying again and "
+            "again\n(on a non-blocking socket, EAGAIN means: wait for poll, do not spin).")))
 
 
 def _no_zombies(answer):

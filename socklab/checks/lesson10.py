@@ -710,7 +710,8 @@ def check_echo_server_c(name):
         finally:
             server.close()
         if ran_through:
-            c_answer.check_process(answer, report, probe=_echo_probe)
+            c_answer.check_process(answer, report, probe=_echo_probe,
+                                   spins_hint=C_WORDS["spins"])
     return report
 
 

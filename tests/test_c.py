@@ -486,8 +486,9 @@ def test_magic_background_server_answers_python(shell, programs):
     handle = shell.run_cell_magic("c", "magic_echo --bg", source)
     assert c.handle("magic_echo") is handle
     assert python_client(handle.address, b"via magic") == b"via magic"
-    handle.stop()
-    assert handle.stop() == handle.stop()  # idempotent, same description
+    stopped = "magic_echo was killed by SIGTERM (signal 15): it was asked to stop"
+    assert handle.stop() == stopped and not handle.alive
+    assert handle.stop() == stopped  # a second stop() does nothing, says the same
 
 
 ARGS_PROGRAM = ('#include <stdio.h>\nint main(int argc, char **argv)\n'

@@ -23,7 +23,13 @@ def recv_exact(sock, n):
     return bytes(data)
 
 
-def read_message_right(sock):
+def refuse_too_long(length):
+    if length > lesson09.MAX_FRAME:
+        raise ValueError(f"a frame of {length:,} bytes announced: too long")
+
+
+def read_length(sock):
+    """The length in the next header; None at a clean end."""
     header = bytearray()
     while len(header) < 4:
         piece = sock.recv(4 - len(header))
@@ -33,6 +39,14 @@ def read_message_right(sock):
             raise EOFError("the peer closed inside a header")
         header += piece
     (length,) = struct.unpack("!I", header)
+    return length
+
+
+def read_message_right(sock):
+    length = read_length(sock)
+    if length is None:
+        return None
+    refuse_too_long(length)
     return recv_exact(sock, length)
 
 
@@ -44,6 +58,7 @@ def read_message_waitall(sock):
     if len(header) < 4:
         raise ConnectionError("truncated header")
     (length,) = struct.unpack("!I", header)
+    refuse_too_long(length)
     body = sock.recv(length, socket.MSG_WAITALL) if length else b""
     if len(body) < length:
         raise ConnectionError("truncated message")
@@ -88,6 +103,7 @@ def read_message_ignores_eof(sock):
         if not header:
             return None
     (length,) = struct.unpack("!I", header)
+    refuse_too_long(length)
     body = b""
     while len(body) < length:
         body += sock.recv(length - len(body))
@@ -130,6 +146,56 @@ def read_message_makefile_each_call(sock):
         return stream.read(length)
 
 
+def read_message_without_max_frame(sock):
+    """Right for honest peers: it believes any length a header announces."""
+    length = read_length(sock)
+    return None if length is None else recv_exact(sock, length)
+
+
+def read_message_in_chunks_without_max_frame(sock):
+    """Believes any length too, but asks recv() for 64 KiB at most: it waits."""
+    length = read_length(sock)
+    if length is None:
+        return None
+    body = bytearray()
+    while len(body) < length:
+        piece = sock.recv(min(65536, length - len(body)))
+        if not piece:
+            raise EOFError("the peer closed inside a message")
+        body += piece
+    return bytes(body)
+
+
+def read_message_refuses_max_frame_itself(sock):
+    """>= instead of >: a frame of exactly MAX_FRAME bytes is refused."""
+    length = read_length(sock)
+    if length is None:
+        return None
+    if length >= lesson09.MAX_FRAME:
+        raise ValueError("too long")
+    return recv_exact(sock, length)
+
+
+def read_message_refuses_after_reading(sock):
+    """Refuses a long frame, but only once it has read it."""
+    length = read_length(sock)
+    if length is None:
+        return None
+    message = recv_exact(sock, min(length, lesson09.MAX_FRAME + 1))
+    refuse_too_long(length)
+    return message
+
+
+def read_message_eof_for_too_long(sock):
+    """Refuses in time, but with the error of a broken frame."""
+    length = read_length(sock)
+    if length is None:
+        return None
+    if length > lesson09.MAX_FRAME:
+        raise EOFError("too long")
+    return recv_exact(sock, length)
+
+
 def read_message_empty_at_end(sock):
     message = read_message_right(sock)
     return b"" if message is None else message
@@ -146,7 +212,7 @@ def test_read_message_right_answers_pass_and_say_how_many_splits_were_tried():
     for answer in (read_message_right, read_message_waitall):
         report = lesson09.check_read_message(answer)
         assert report.ok, repr(report)
-        assert len(report.results) == 6
+        assert len(report.results) == 9
         assert f"{frames:,} frames in {pieces:,} pieces" in repr(report)
         assert "every chunk size from 1 to 4,096" in repr(report)
 
@@ -203,6 +269,59 @@ def test_a_buffered_file_per_call_is_named():
     bad = dict(report.failures)
     hint = bad["two frames sent with one sendall(): two calls, two messages"]
     assert "sock.makefile()" in hint and "reads ahead" in hint
+
+
+ONE_TOO_LONG = "a frame of 65,537 bytes, one more than MAX_FRAME: ValueError"
+FOUR_GB = "a header announcing 4,294,967,295 bytes: ValueError at once"
+
+
+def failures_in_one_line(report):
+    """{description: hint}, each hint with its line breaks as spaces."""
+    return {description: " ".join(hint.split()) for description, hint in report.failures}
+
+
+def test_a_reader_without_max_frame_is_named_and_never_allocates_4_gb():
+    """Review 07-12 #21: the C check refused these lengths, the Python one did not."""
+    report = lesson09.check_read_message(read_message_without_max_frame)
+    bad = failures_in_one_line(report)
+    assert set(bad) == {ONE_TOO_LONG, FOUR_GB}, repr(report)
+    assert "it returned a message of 65,537 bytes: more than MAX_FRAME (65,536)" in (
+        bad[ONE_TOO_LONG])
+    assert "it asked recv() for 4,294,967,295 bytes" in bad[FOUR_GB]
+    assert "the check stopped it there" in bad[FOUR_GB]  # the real recv() never ran
+    for hint in bad.values():
+        assert "raise ValueError before you read the message" in hint
+
+
+def test_a_chunked_reader_without_max_frame_is_told_it_waits():
+    report = lesson09.check_read_message(read_message_in_chunks_without_max_frame)
+    bad = failures_in_one_line(report)
+    assert set(bad) == {ONE_TOO_LONG, FOUR_GB}, repr(report)
+    assert "waiting for the 4,294,967,295 bytes the header announced" in bad[FOUR_GB]
+
+
+def test_the_limit_itself_is_allowed():
+    report = lesson09.check_read_message(read_message_refuses_max_frame_itself)
+    bad = failures_in_one_line(report)
+    assert set(bad) == {"a frame of 65,536 bytes, MAX_FRAME: the message"}, repr(report)
+    assert "refuse only longer ones" in bad.popitem()[1]
+
+
+def test_refusing_after_reading_the_message_is_caught():
+    report = lesson09.check_read_message(read_message_refuses_after_reading)
+    bad = failures_in_one_line(report)
+    assert set(bad) == {ONE_TOO_LONG, FOUR_GB}, repr(report)
+    assert "only after reading 65,541 bytes" in bad[ONE_TOO_LONG]
+    assert "waiting for the 4,294,967,295 bytes" in bad[FOUR_GB]
+
+
+def test_a_frame_too_long_asks_for_value_error():
+    report = lesson09.check_read_message(read_message_eof_for_too_long)
+    bad = failures_in_one_line(report)
+    assert set(bad) == {ONE_TOO_LONG, FOUR_GB}, repr(report)
+    for hint in bad.values():
+        assert "it raised EOFError: too long" in hint
+        assert "calls for the ValueError the exercise asks for" in hint
 
 
 def test_b_empty_at_a_clean_end_is_caught():

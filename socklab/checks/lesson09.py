@@ -22,7 +22,9 @@ keeps calling recv().
 
 * check_read_message: length-prefixed frames, a 4-byte length in network byte
   order ('!I') before each message; None at a clean end, an exception for a
-  frame cut short.
+  frame cut short, ValueError for a header announcing more than MAX_FRAME (one
+  byte more, and 4 GB: a recv() that would allocate that much is stopped
+  before Python allocates it).
 * check_read_lines: a generator of UTF-8 lines (str, without the newline),
   newline-delimited, until the peer closes.
 * check_frame_server_c: the learner's whole server in C (a ``%%c NAME
@@ -61,6 +63,7 @@ RUN_LIMIT = 30.0  # seconds for the whole every-split run (it takes 1 to 3 s)
 PIECE_WAIT = 3.0  # the sender waits this long for the reader to take a piece
 POLL = 0.0001  # ... looking every 0.1 ms
 HUGE = 1 << 24  # no message here is that long: asking for it is a wrong length
+MAX_FRAME = 65_536  # exercises 1 and 3: a longer frame is refused
 
 HINT_WIDTH = 82  # a hint's lines are wrapped here (an error's own message can be long)
 
@@ -303,10 +306,11 @@ def _show(data, limit=24):
     return text + (f"... ({len(data):,} bytes)" if len(data) > limit else "")
 
 
-def _with_reader(pieces, close_at_end=True):
-    """A new connection whose sender sends ``pieces`` in lockstep; (sender, wsock)."""
+def _with_reader(pieces, close_at_end=True, watched=WatchedSocket):
+    """A new connection whose sender sends ``pieces`` in lockstep; (sender, wsock),
+    ``wsock`` the reader's end as a ``watched`` socket."""
     writer, reader = _connected_pair()
-    wsock = WatchedSocket(reader)
+    wsock = watched(reader)
     return _LockstepSender(writer, reader, pieces, close_at_end), wsock
 
 
@@ -495,6 +499,94 @@ def _case_cut_payload(read_message):
                      "after 3 of a frame's 10 bytes")
 
 
+class _GuardedSocket(WatchedSocket):
+    """A WatchedSocket that does not pass on a recv() for HUGE bytes or more.
+
+    Python's sock.recv(n) allocates n bytes before the kernel is even asked, so a
+    reader that believes a header announcing 4 GB would make the check's own
+    process take 4 GB.  Stopped instead; the call stays in ``reads``."""
+
+    def recv(self, bufsize, flags=0):
+        if bufsize >= HUGE:
+            self.reads.append((bufsize, 0))
+            self.stop(f"recv({bufsize:,}) would allocate {_bytes(bufsize)}")
+            raise CheckStopped(self.stop_reason)
+        return super().recv(bufsize, flags)
+
+
+REFUSE_HINT = (
+    "Check the length against MAX_FRAME ({max_frame:,}) as soon as the header is in,\n"
+    "and raise ValueError before you read the message: a reader that takes whatever\n"
+    "length a stranger announces can be made to wait, or to allocate 4 GB.")
+
+
+def _case_max_frame(read_message):
+    """Judge read_message() on a frame of exactly MAX_FRAME bytes: allowed."""
+    message = bytes(i % 251 for i in range(MAX_FRAME))
+    sender, wsock = _with_reader([frame(message)], close_at_end=False)
+    try:
+        verdict, _, _ = _calls(read_message, wsock, [message])
+    finally:
+        _finish(sender, wsock)
+    if verdict.hint.startswith("it raised ValueError"):
+        return Verdict.fail(
+            f"{verdict.hint}\nA frame of exactly MAX_FRAME ({MAX_FRAME:,}) bytes is "
+            "allowed: refuse only longer ones\n(length > MAX_FRAME).")
+    return verdict
+
+
+def _case_too_long(read_message, length, pieces):
+    """Judge read_message() on a header announcing ``length`` > MAX_FRAME bytes, then
+    ``pieces``: ValueError, raised before a byte of the message is read."""
+    sender, wsock = _with_reader(pieces, close_at_end=False, watched=_GuardedSocket)
+    try:
+        run = _run(lambda: read_message(wsock), wsock, CASE_LIMIT)
+    finally:
+        _finish(sender, wsock)
+    refuse = REFUSE_HINT.format(max_frame=MAX_FRAME)
+    asked = max((asked for asked, _ in wsock.reads), default=0)
+    if asked >= HUGE and length >= HUGE:  # else a length in the wrong byte order
+        return Verdict.fail(
+            f"it asked recv() for {asked:,} bytes, the length the header announced:\n"
+            "Python allocates that much before recv() even starts (the check stopped it\n"
+            "there).  " + refuse)
+    verdict = _judge_reads(run, wsock)
+    if verdict is not None:
+        return verdict
+    if run.timed_out or run.stopped:
+        return Verdict.fail(
+            f"it did not return: it was waiting for the {_bytes(length)} the header "
+            "announced.\n" + refuse)
+    if isinstance(run.error, ValueError):
+        if wsock.received > HEADER.size:
+            return Verdict.fail(
+                f"it raised ValueError, but only after reading {_bytes(wsock.received)} "
+                "of a frame it refuses.\n" + refuse)
+        return Verdict.ok()
+    if isinstance(run.error, NotImplementedError):
+        return Verdict.not_written()
+    if run.error is not None:
+        return Verdict.fail(
+            f"{describe_error(run.error)}\nA header that announces more than MAX_FRAME "
+            "calls for the ValueError the\nexercise asks for.  " + refuse)
+    if isinstance(run.value, (bytes, bytearray)):
+        return Verdict.fail(
+            f"it returned a message of {_bytes(len(run.value))}: more than MAX_FRAME "
+            f"({MAX_FRAME:,}).\n" + refuse)
+    return Verdict.fail(f"it returned {run.value!r}.\n" + refuse)
+
+
+def _case_one_too_long(read_message):
+    """A whole frame of MAX_FRAME + 1 bytes: refused."""
+    message = bytes(i % 251 for i in range(MAX_FRAME + 1))
+    return _case_too_long(read_message, len(message), [frame(message)])
+
+
+def _case_four_gb(read_message):
+    """A header announcing 4 GB (and a few bytes of message): refused at once."""
+    return _case_too_long(read_message, 0xFFFFFFFF, [HEADER.pack(0xFFFFFFFF) + b"abc"])
+
+
 def check_read_message(read_message):
     """Check ``read_message(sock)``: one length-prefixed message, None at a clean end."""
     report = Report("Checking read_message(sock):")
@@ -508,6 +600,10 @@ def check_read_message(read_message):
          _case_every_split),
         ("the peer closes inside a header: an exception", _case_cut_header),
         ("the peer closes inside a message: an exception", _case_cut_payload),
+        (f"a frame of {MAX_FRAME:,} bytes, MAX_FRAME: the message", _case_max_frame),
+        (f"a frame of {MAX_FRAME + 1:,} bytes, one more than MAX_FRAME: ValueError",
+         _case_one_too_long),
+        (f"a header announcing {0xFFFFFFFF:,} bytes: ValueError at once", _case_four_gb),
     ]
     for description, case in cases:
         if report.add(description, _wrapped(case(read_message))).final:
@@ -702,7 +798,6 @@ def _judge_splits(read_lines, splits, expected):
 
 # ------------------------------------------------- the frame server, in C
 
-MAX_FRAME = 65_536  # the C exercise's limit: a longer frame is refused
 ANSWER_WAIT = 5.0  # seconds the C server has to answer a frame, or to close
 DIAG_TIMEOUT = 1.0  # seconds for one question to the kernel's sock_diag
 RECV_SIZE = 1 << 16

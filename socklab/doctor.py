@@ -171,7 +171,7 @@ def check_loopback_ipv6():
     return Check("loopback IPv6", OK, "TCP connect and echo on ::1 work")
 
 
-# -- Tools: gcc, strace, iperf3 -------------------------------------------------------
+# -- Tools: gcc, OpenSSL, strace, iperf3 -------------------------------------------------------
 
 # It opens a socket, which proves that the C library's socket headers are there too.
 TINY_C_PROGRAM = r"""#include <stdio.h>
@@ -209,6 +209,44 @@ def check_gcc():
     if "compiled and ran" not in output:
         return Check("gcc", MISSING, "the test program printed something unexpected", install)
     return Check("gcc", OK, f"{version}; compiles and runs C (-std=gnu11 -Werror)")
+
+
+# Lesson 14's C links OpenSSL: the headers (libssl-dev) and both libraries, as a
+# `%%c NAME -l ssl -l crypto` cell is built.
+TINY_TLS_PROGRAM = r"""#include <stdio.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
+int main(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return 1;
+    SSL_CTX_free(ctx);
+    printf("%s\n", OpenSSL_version(OPENSSL_VERSION));
+    return 0;
+}
+"""
+OPENSSL_INSTALL = """install OpenSSL's headers (lesson 14's C links OpenSSL):
+  Debian / Ubuntu:   sudo apt-get install libssl-dev
+  Fedora:            sudo dnf install openssl-devel
+then run the doctor again."""
+
+
+def check_openssl():
+    if shutil.which("gcc") is None:
+        return Check("OpenSSL", WARN, "not checked: it needs gcc (above)",
+                     "install gcc first, then run the doctor again")
+    try:
+        c.compile(TINY_TLS_PROGRAM, "socklab_doctor_tls", libs=["ssl", "crypto"])
+        output = c.run("socklab_doctor_tls", timeout=SUBPROCESS_TIMEOUT, echo=False).stdout
+    except c.CompileError as exc:   # "openssl/ssl.h: No such file or directory"
+        return Check("OpenSSL", MISSING, "C programs cannot use OpenSSL here: "
+                     + first_line(exc.messages.split("error: ", 1)[-1]), OPENSSL_INSTALL)
+    except (c.ProgramFailed, TimeoutError, subprocess.TimeoutExpired) as exc:
+        return Check("OpenSSL", MISSING, f"a program linked with OpenSSL fails: {exc}",
+                     OPENSSL_INSTALL)
+    return Check("OpenSSL", OK, f"{first_line(output)}; C links it (-l ssl -l crypto)")
 
 
 def check_strace():
@@ -378,6 +416,7 @@ CHECKS = [
     ("loopback IPv4", check_loopback_ipv4),
     ("loopback IPv6", check_loopback_ipv6),
     ("gcc", check_gcc),
+    ("OpenSSL", check_openssl),
     ("strace", check_strace),
     ("private network", check_private_network),
     ("raw sockets", check_raw_socket),

@@ -88,8 +88,9 @@ static inline int listen_on(const char *host, const char *port, int backlog)
         return -1;
     }
     int fd = -1, one = 1;
-    const char *failed = "socket";
+    const char *failed = "socket"; /* the call that failed, named in the message */
     for (ai = found; ai != NULL; ai = ai->ai_next) {
+        failed = "socket"; /* again: the address before may have failed in bind */
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0)
             continue;

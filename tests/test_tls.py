@@ -329,6 +329,7 @@ def test_the_c_tls_server_survives_hostile_clients(c_server, tls):
         assert verdict.passed, f"after {description}:\n{verdict.hint}"
     assert python_client("localhost", c_server.address[1], tls.ca_file,
                          b"still answering") == ("TLSv1.3", b"still answering")
+    assert c_server.zombies() == []  # SIGCHLD ignored: the kernel reaps the children
     output = c_server.program.output
     assert "SSL_accept: error:0A00010B:SSL routines::wrong version number" in output
     assert re.search(r"^SSL_accept: .*unknown ca$", output, re.MULTILINE)

@@ -410,9 +410,24 @@ def deafen(sock):
     answers for it again.  (A relay in user space could not do this: keepalive
     probes carry no data, and the kernel on each side of a relay answers them
     itself.)  The kernel copies the program: nothing needs to stay alive here.
+
+    Recent kernels let only a process with CAP_NET_ADMIN filter a TCP socket
+    (UDP sockets need nothing).  Root has it, and so has the socklab kernel in
+    its network of its own; elsewhere this raises PermissionError, whose
+    strerror says so in words.
     """
     ret_0 = struct.pack("HBBI", 0x06, 0, 0, 0)  # struct sock_filter: BPF_RET|BPF_K, k=0
     program = ctypes.create_string_buffer(ret_0, len(ret_0))
     # struct sock_fprog {unsigned short len; struct sock_filter *filter;}, native layout
     fprog = struct.pack("HP", 1, ctypes.addressof(program))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except PermissionError as exc:
+        from . import kernel  # here only: most of explore never needs it
+        kind, why = kernel.network()
+        where = ("in its network of its own" if kind == "private"
+                 else f"in a network of its own, which it has not here: {why}")
+        raise PermissionError(exc.errno, (
+            "this Linux lets only a process with the capability CAP_NET_ADMIN put a "
+            "filter on a TCP socket; root has it, and so has the socklab kernel "
+            f"{where}")) from exc

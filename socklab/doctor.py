@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import importlib.metadata
 import os
+import pathlib
 import platform
 import shutil
 import socket
@@ -112,6 +113,70 @@ def check_socklab():
         return Check("socklab", OK, importlib.metadata.version("socklab"))
     except importlib.metadata.PackageNotFoundError:
         return Check("socklab", OK, "source tree (not installed as a package)")
+
+
+# -- The container, if any ------------------------------------------------------------
+
+# In a container, what is missing is seldom a package: it is a permission the
+# container was started without, and the fix is a flag of `docker run` (measured
+# in docs/hub.md, "What works in a container").  Engines leave marks: Docker the
+# file /.dockerenv, Podman /run/.containerenv and the variable `container`,
+# Kubernetes the variable KUBERNETES_SERVICE_HOST in every pod; and under cgroup v1
+# the cgroup paths in /proc/1/cgroup name the engine ("/docker/<id>").
+CGROUP_MARKS = (("kubepods", "Kubernetes"), ("libpod", "Podman"), ("docker", "Docker"),
+                ("containerd", "containerd"), ("lxc", "LXC"))
+SECCOMP_FLAG = "--security-opt seccomp=unconfined"
+NET_RAW_FLAG = "--cap-add NET_RAW"
+KUBERNETES_FIELDS = {
+    SECCOMP_FLAG: "securityContext: {seccompProfile: {type: Unconfined}}",
+    NET_RAW_FLAG: "securityContext: {capabilities: {add: [NET_RAW]}}",
+}
+
+
+def container(root="/", environ=None):
+    """(engine, evidence) for the container this process runs in, or None.
+
+    *root* and *environ* stand for "/" and os.environ: the tests give a folder
+    laid out as a root file system, and a dict.
+    """
+    root = pathlib.Path(root)
+    environ = os.environ if environ is None else environ
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return "Kubernetes", "KUBERNETES_SERVICE_HOST is set"
+    if (root / ".dockerenv").exists():
+        return "Docker", "/.dockerenv"
+    if (root / "run" / ".containerenv").exists():
+        return "Podman", "/run/.containerenv"
+    if environ.get("container"):
+        return environ["container"], f"container={environ['container']} is set"
+    try:
+        cgroups = (root / "proc" / "1" / "cgroup").read_text()
+    except OSError:
+        cgroups = ""
+    for line in cgroups.splitlines():
+        path = line.split(":", 2)[-1]
+        for mark, engine in CGROUP_MARKS:
+            if mark in path:
+                return engine, f"/proc/1/cgroup says {path}"
+    return None
+
+
+def container_fix(engine, flag):
+    """How to start a container of *engine* with *flag*, in the words of a fix."""
+    if engine == "Kubernetes":
+        return f"add to the pod's container: {KUBERNETES_FIELDS[flag]}"
+    command = "podman run" if engine.lower() == "podman" else "docker run"
+    return f"start the container with `{command} {flag} ...`"
+
+
+def check_container():
+    found = container()
+    if found is None:
+        return Check("container", OK, "not in a container (no mark of Docker, Podman,"
+                     " Kubernetes)")
+    engine, evidence = found
+    return Check("container", OK, f"{engine} ({evidence}): a warning below may be a"
+                 " flag the container was started without")
 
 
 # -- Loopback -------------------------------------------------------------------------
@@ -258,8 +323,9 @@ def check_strace():
         # Traced by socklab.trace, as lesson 12 traces: the same options, the same checks.
         calls = trace.trace_python("import socket; socket.socket().close()").calls
     except trace.TraceNotPermitted as exc:   # ptrace(2) forbidden: a container, say
+        found = container()
         return Check("strace", MISSING, "strace cannot trace here: ptrace(2) is refused",
-                     str(exc))
+                     container_fix(found[0], SECCOMP_FLAG) if found else str(exc))
     except (ToolError, RuntimeError, TimeoutError) as exc:
         return Check("strace", MISSING, f"strace cannot trace here: {last_line(exc)}",
                      "update strace: sudo apt-get install strace")
@@ -307,6 +373,12 @@ def check_private_network():
     why_not = kernel.private_network_refused()
     if why_not is None:
         return Check("private network", OK, "each socklab kernel gets a loopback of its own")
+    found = container()
+    if found and "switched off" not in why_not:   # refused by the seccomp profile
+        return Check("private network", WARN, f"refused: {why_not}",
+                     container_fix(found[0], SECCOMP_FLAG) + ":\nthe engine's default"
+                     " seccomp profile refuses unshare(); without it the lessons'\nkernel"
+                     " gets a network of its own, and raw sockets and capture in it.")
     return Check("private network", WARN, f"refused: {why_not}",
                  "the lessons run on the machine's shared loopback; the cells that need root\n"
                  "show recordings.  On your own machine, `make lab` as root runs them live.")
@@ -329,8 +401,32 @@ def privilege_check(name, permitted, lesson):
     """Opening the socket, not reading ids and capabilities, is the sure test."""
     if permitted:
         return Check(name, OK, f"permitted ({why_allowed()})")
-    return Check(name, WARN, f"not permitted ({why_allowed()})",
-                 PRIVILEGE_FIX.format(lesson=lesson))
+    found = container()
+    if found is None:
+        fix = PRIVILEGE_FIX.format(lesson=lesson)
+    else:
+        from . import kernel   # imported here: see check_private_network
+        fix = privilege_fix_in_container(lesson, found[0], os.geteuid(),
+                                         kernel.private_network_refused() is None)
+    return Check(name, WARN, f"not permitted ({why_allowed()})", fix)
+
+
+def privilege_fix_in_container(lesson, engine, uid, private_network):
+    """The fix for raw and packet sockets refused in a container of *engine*.
+
+    Root lacks CAP_NET_RAW only where the engine dropped it: add it back.  Any
+    other user gets no capability from the engine (Docker gives them to root
+    only: measured, docs/hub.md), but the lessons' kernel opens these sockets
+    in its network of its own, where the learner is root of a user namespace.
+    """
+    if uid == 0:
+        return f"{lesson} shows recordings.  To run it live, {container_fix(engine, NET_RAW_FLAG)}."
+    where = ("that works here (private network: ok), so the lesson runs live in it;"
+             " this process is outside it" if private_network else
+             container_fix(engine, SECCOMP_FLAG) + " to allow it (see 'private network')")
+    return (f"{lesson} runs live in the lessons' kernel, \"Python 3 (socklab)\", in a network"
+            f" of its own:\n{where}.\n{NET_RAW_FLAG} does not help: the engine gives"
+            f" capabilities to root only, not to uid {uid}.")
 
 
 def check_raw_socket():
@@ -413,6 +509,7 @@ def check_package(package):
 CHECKS = [
     ("python", check_python),
     ("socklab", check_socklab),
+    ("container", check_container),
     ("loopback IPv4", check_loopback_ipv4),
     ("loopback IPv6", check_loopback_ipv6),
     ("gcc", check_gcc),

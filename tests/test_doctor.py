@@ -18,7 +18,8 @@ import pytest
 from socklab import c, capture, doctor, icmp, measure, trace
 
 EXPECTED_NAMES = [
-    "python", "socklab", "loopback IPv4", "loopback IPv6", "gcc", "strace",
+    "python", "socklab", "container", "loopback IPv4", "loopback IPv6", "gcc", "OpenSSL",
+    "strace",
     "private network", "raw sockets", "AF_PACKET capture", "somaxconn", "ping_group_range",
     "ip_local_port_range", "ss", "iperf3",
     "jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "nbval",
@@ -191,6 +192,78 @@ def test_the_python_version_socklab_needs_is_the_same_everywhere(monkeypatch):
     monkeypatch.setattr(doctor, "MIN_PYTHON", (99, 0))
     check = doctor.check_python()
     assert check.status == doctor.WARN and "Python 99.0 or newer" in check.fix
+
+
+# -- Containers: the engine's marks, and the flag each fix names ----------------------
+# Each case is a folder laid out as a root file system with the marks an engine
+# leaves (files, /proc/1/cgroup), and the environment a process there would see.
+# Measured in real containers by `make test-image` (tools/image/test-image.sh).
+
+CGROUP_V1_DOCKER = "12:pids:/docker/0123abcd\n0::/docker/0123abcd\n"
+CGROUP_V1_KUBE = "11:memory:/kubepods/burstable/pod0123/abcd\n"
+CGROUP_V2_PRIVATE = "0::/\n"   # a cgroup namespace of its own: nothing to tell
+
+
+def fake_root(tmp_path, files):
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("files, environ, expected", [
+    ({"proc/1/cgroup": CGROUP_V2_PRIVATE}, {}, None),
+    ({}, {}, None),   # no /proc at all
+    ({".dockerenv": ""}, {}, ("Docker", "/.dockerenv")),
+    ({"run/.containerenv": ""}, {}, ("Podman", "/run/.containerenv")),
+    ({"proc/1/cgroup": CGROUP_V2_PRIVATE}, {"container": "podman"},
+     ("podman", "container=podman is set")),
+    ({"proc/1/cgroup": CGROUP_V1_DOCKER}, {},
+     ("Docker", "/proc/1/cgroup says /docker/0123abcd")),
+    ({"proc/1/cgroup": CGROUP_V1_KUBE}, {},
+     ("Kubernetes", "/proc/1/cgroup says /kubepods/burstable/pod0123/abcd")),
+    ({".dockerenv": ""}, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"},
+     ("Kubernetes", "KUBERNETES_SERVICE_HOST is set")),
+])
+def test_a_container_is_told_by_the_marks_its_engine_leaves(tmp_path, files, environ,
+                                                             expected):
+    assert doctor.container(fake_root(tmp_path, files), environ) == expected
+
+
+def test_the_container_row_names_the_engine_or_says_none():
+    check = doctor.check_container()
+    found = doctor.container()
+    assert check.status == doctor.OK
+    if found is None:
+        assert check.detail.startswith("not in a container")
+    else:
+        assert check.detail.startswith(f"{found[0]} ({found[1]})")
+
+
+def test_each_engine_is_told_its_own_words_for_a_flag():
+    assert doctor.container_fix("Docker", doctor.SECCOMP_FLAG) == (
+        "start the container with `docker run --security-opt seccomp=unconfined ...`")
+    assert doctor.container_fix("Podman", doctor.NET_RAW_FLAG) == (
+        "start the container with `podman run --cap-add NET_RAW ...`")
+    assert "seccompProfile: {type: Unconfined}" in doctor.container_fix(
+        "Kubernetes", doctor.SECCOMP_FLAG)
+    assert "add: [NET_RAW]" in doctor.container_fix("Kubernetes", doctor.NET_RAW_FLAG)
+
+
+def test_raw_sockets_in_a_container_get_the_flag_that_helps_that_user():
+    lesson = "Lesson 11 (raw sockets, ICMP echo)"
+    # Root without CAP_NET_RAW: the engine dropped it; adding it back is the fix.
+    fix = doctor.privilege_fix_in_container(lesson, "Docker", 0, private_network=False)
+    assert "docker run --cap-add NET_RAW" in fix
+    # uid 1000: capabilities never reach it; the kernel's own network does.
+    fix = doctor.privilege_fix_in_container(lesson, "Docker", 1000, private_network=False)
+    assert "docker run --security-opt seccomp=unconfined" in fix
+    assert "--cap-add NET_RAW does not help" in fix and "uid 1000" in fix
+    fix = doctor.privilege_fix_in_container(lesson, "Docker", 1000, private_network=True)
+    assert "runs live in the lessons' kernel" in fix and "seccomp" not in fix
+    # Outside a container the fix stays the one for a machine of one's own.
+    assert "setcap" in doctor.PRIVILEGE_FIX
 
 
 # -- The report -----------------------------------------------------------------------

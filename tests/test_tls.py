@@ -130,6 +130,34 @@ def c_client(programs, host, port, cafile, message):
     return done
 
 
+# -- socklab.certs --------------------------------------------------------------
+
+def test_certificates_are_private_files_with_stable_fields(tls):
+    folder = tls.good.cert_file.parent
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert tls.good.key_file.stat().st_mode & 0o777 == 0o600
+    assert certs.describe(tls.good.cert_file).splitlines() == [
+        "subject:    OU=server localhost,O=socklab",
+        "issuer:     OU=test CA,O=socklab",
+        "names:      localhost, 127.0.0.1, ::1",
+        "valid from: 2000-01-01",
+        "valid to:   3000-01-01",
+        "is a CA:    no",
+        "key:        elliptic curve secp256r1",
+    ]
+    assert "is a CA:    yes" in certs.describe(tls.ca_file)
+    assert "names:      www.example.com\n" in certs.describe(tls.other_name.cert_file)
+    assert str(folder) not in repr(tls.good)  # no path of the machine in an output
+
+
+def test_a_new_ca_makes_new_keys_under_the_same_names():
+    first, second = certs.LocalCA("same name"), certs.LocalCA("same name")
+    assert first.cert_file.read_bytes() != second.cert_file.read_bytes()
+    assert certs.describe(first.cert_file) == certs.describe(second.cert_file)
+    context = ssl.create_default_context(cafile=first.cert_file)
+    assert context.cert_store_stats()["x509_ca"] == 1  # ssl loads it as a CA
+
+
 # -- the four pairings, verification on ------------------------------------------
 
 @pytest.mark.parametrize("client_kind", ["C", "Python"])

@@ -412,7 +412,8 @@ def deafen(sock):
     itself.)  The kernel copies the program: nothing needs to stay alive here.
 
     Recent kernels let only a process with CAP_NET_ADMIN filter a TCP socket
-    (UDP sockets need nothing).  Root has it, and so has the socklab kernel in
+    (Linux commit 5d39580f68e6, as gVisor's pull request 14478 notes; UDP
+    sockets need nothing).  Root has it, and so has the socklab kernel in
     its network of its own; elsewhere this raises PermissionError, whose
     strerror says so in words.
     """

@@ -237,7 +237,8 @@ def test_chromium_renders_the_page_and_its_image(server, lesson):
 
 TRAVERSALS = ["/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt",
               "/..%2fsecret.txt", "/./../secret.txt", "/../../../../../../etc/passwd",
-              "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/link.txt", "/dot.png/../../secret.txt"]
+              "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "//etc/passwd", "/link.txt",
+              "/dot.png/../../secret.txt"]
 
 
 @pytest.mark.parametrize("target", TRAVERSALS)

@@ -29,9 +29,9 @@ EXERCISES = [
                 "    if (!head_only && len > 0 && send(fd, body, len, 0) < 0)",
                 "killed by SIGPIPE"),
         Mistake("exits-on-a-bad-request",
-                "error(fd, status, NULL, head_only, 1); /* the framing is lost */\n"
+                "refuse(fd, status, NULL, head_only, 1); /* the framing is lost */\n"
                 "            return;",
-                "error(fd, status, NULL, head_only, 1); /* the framing is lost */\n"
+                "refuse(fd, status, NULL, head_only, 1); /* the framing is lost */\n"
                 "            exit(1);",
                 "A server must outlive every one of its clients"),
     ]),

@@ -21,6 +21,8 @@
   the fate the relay gave each datagram.
 """
 
+import contextlib
+import os
 import socket
 import struct
 import threading
@@ -340,13 +342,37 @@ def _is_client_fate(event):
             and event.party.endswith(">server"))
 
 
+@contextlib.contextmanager
+def _on_one_cpu():
+    """The calling thread, and every thread it starts meanwhile, on one CPU.
+
+    A datagram sent on loopback is queued on the sending CPU (its backlog) and
+    handed to the receiving socket from there, in order -- at once, in the
+    sender's own system call, unless a busy machine leaves that work to later
+    (/proc/net/softnet_stat counts it, "time_squeeze").  Two CPUs' queues,
+    though, keep no order between them: a datagram sent on one CPU can reach
+    the relay after one sent later on another.  Where the learner's thread and
+    the check's marker share one CPU, they share one queue.  (Unless the
+    loopback device steers packets to CPUs by flow, RPS: off by default.)
+    """
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})  # 0: this thread, not the process
+    except OSError:  # not allowed here: the kernel's order, as without this
+        allowed = None
+    try:
+        yield
+    finally:
+        if allowed is not None:
+            os.sched_setaffinity(0, allowed)
+
+
 def _fates_in_order(relay):
     """The fates of the datagrams clients sent, in the order they reached the relay.
 
-    Every datagram sent before this call is counted, the last one too.  A datagram
-    sent on loopback is in the relay's receive queue as soon as sendto() returns
-    (the kernel delivers it in the sender's own system call, unless a very busy
-    machine defers that work), and the relay reads its queue in order.  So a
+    Every datagram sent before this call -- on this thread's CPU, _on_one_cpu --
+    is counted, the last one too.  The relay reads its queue in order, and the
+    datagrams of one CPU reach that queue in order (see _on_one_cpu).  So a
     datagram of the check's own, from a new socket -- a "new client" in the
     relay's log -- is seen only after every datagram sent before it has its fate.
     """
@@ -371,7 +397,8 @@ def _fates_in_order(relay):
 def _run_udp_case(ask_udp, srv, case):
     """Judge ask_udp(address, ...) through a relay to ``srv`` (a UDP echo server)."""
     with LossyRelay(srv.address, loss=case.loss, duplicate=0.0, reorder=0.0, delay=0.0,
-                    seed=UDP_SEED, both_ways=False, name="check-udp-relay") as relay:
+                    seed=UDP_SEED, both_ways=False, name="check-udp-relay") as relay, \
+            _on_one_cpu():  # the learner's sends and the check's marker: one queue
         started = time.monotonic()
         outcome, thread = call_with_time_limit(
             ask_udp, relay.address, case.data, case.timeout, case.retries)

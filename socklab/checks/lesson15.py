@@ -20,12 +20,20 @@ own encoder, with compression) and traps made by hand.
 
 import socket
 import struct
+import threading
 
 from .. import c
 from .. import dns
 from ..servers import UDPServer
 from .c_answer import STUB_MARKER
-from .report import NOT_WRITTEN, Report, Verdict, call_with_time_limit, describe_error
+from .report import (
+    NOT_WRITTEN,
+    TIME_LIMIT,
+    Report,
+    Verdict,
+    call_with_time_limit,
+    describe_error,
+)
 
 __all__ = ["check_answer_query", "check_wire_name", "check_parse_name_c"]
 
@@ -66,10 +74,16 @@ def _expected_hint(name, got, want):
     if got == want[:-1]:
         return ("the final zero byte is missing: every name ends with the root's empty\n"
                 "label, a 0 (RFC 1035, 3.1).")
-    plain = want.replace(b"\x00", b"")
-    if got in (plain, b"".join(part[1:] for part in _split_wire(want))):
+    joined = b"".join(part[1:] for part in _split_wire(want))
+    if got in (joined, joined + b"\0"):
         return "each label needs its length, one byte, in front of it."
     return None
+
+
+def _short(value, most=60):
+    """repr(value), its middle cut out when it is long."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most // 2]}...{text[-most // 2:]}"
 
 
 def _split_wire(wire):
@@ -85,7 +99,7 @@ def _judge_good(function, name, want):
     if not outcome.finished:
         return Verdict.fail("it did not return within 5 s.", final=True)
     if outcome.error is not None:
-        return Verdict.fail(f"wire_name({name!r}) raised {describe_error(outcome.error)};\n"
+        return Verdict.fail(f"for {_short(name)}, {describe_error(outcome.error)};\n"
                             "this name is allowed.")
     got = outcome.value
     if got is None:
@@ -96,7 +110,8 @@ def _judge_good(function, name, want):
     if bytes(got) == want:
         return Verdict.ok()
     hint = _expected_hint(name, bytes(got), want)
-    shown = f"wire_name({name!r})\n  returned {bytes(got)!r}\n  expected {want!r}"
+    shown = (f"wire_name({_short(name)})\n  returned {_short(bytes(got))}\n"
+             f"  expected {_short(want)}")
     return Verdict.fail(shown + ("\n" + hint if hint else ""))
 
 
@@ -105,10 +120,10 @@ def _judge_bad(function, name, why):
     if not outcome.finished:
         return Verdict.fail("it did not return within 5 s.", final=True)
     if outcome.error is None:
-        return Verdict.fail(f"it returned {outcome.value!r} for {why};\n"
+        return Verdict.fail(f"it returned {_short(outcome.value)} for {why};\n"
                             "raise ValueError instead.")
     if not isinstance(outcome.error, ValueError):
-        return Verdict.fail(f"it raised {describe_error(outcome.error)}; raise ValueError, "
+        return Verdict.fail(f"{describe_error(outcome.error)}; raise ValueError, "
                             "the exception Python uses for a value that is wrong.")
     return Verdict.ok()
 
@@ -282,14 +297,31 @@ class _Handler:
     def __init__(self, function):
         self.function = function
         self.errors = []
+        self._busy = 0  # calls not yet returned (or cut off)
+        self._idle = threading.Condition()
+
+    def wait_idle(self, timeout=TIME_LIMIT + 1.0):
+        """Wait until no call is running: a slow one ends, or is cut off."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def __call__(self, data, peer):
+        with self._idle:
+            self._busy += 1
+        try:
+            return self._call(data)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _call(self, data):
         outcome, _ = call_with_time_limit(self.function, bytes(data))
         if not outcome.finished:
             self.errors.append("it did not return within 5 s")
             return None
         if outcome.error is not None:
-            self.errors.append(f"it raised {describe_error(outcome.error)}")
+            self.errors.append(describe_error(outcome.error))
             return None
         value = outcome.value
         if value is not None and not isinstance(value, (bytes, bytearray)):
@@ -316,7 +348,8 @@ def _exchange(address, *queries):
 
 def _judge_reply(reply, handler, query, *, rcode, answers=(), name_asked):
     if handler.errors:
-        return Verdict.fail(handler.errors.pop())
+        error = handler.errors.pop()
+        return Verdict.fail(error, final=error.startswith("it did not return"))
     if reply is None:
         return Verdict.fail(f"no reply within {REPLY_WAIT:g} s.")
     try:
@@ -400,6 +433,8 @@ def check_answer_query(answer_query, zone):
     with UDPServer(handler, name="check-answer-query") as server:
         for number, (description, query, want) in enumerate(cases):
             reply = _exchange(server.address, query)
+            if reply is None:
+                handler.wait_idle()  # a call still running: its error comes
             if number == 0 and reply is None and not handler.errors:
                 report.add(description, Verdict.not_written())  # None: the stub
                 return report
@@ -409,6 +444,8 @@ def check_answer_query(answer_query, zone):
                 return report
         for what, query, allow_formerr in bad:
             reply = _exchange(server.address, query, good)
+            if reply is None:
+                handler.wait_idle()
             report.add(f"{what}: no reply" + (" (or FORMERR)" if allow_formerr else ""),
                        _judge_silence(reply, handler, what, allow_formerr))
     return report

@@ -33,6 +33,8 @@ NOT_ATTACKED = {
     "queue_server": "lesson 03: it never accepts, on purpose, to fill its backlog",
     "tls_echo_server": "lesson 14: attacked in tests/test_tls.py, which links OpenSSL "
                        "and gives it a certificate",
+    "mcast_receiver": "lesson 07: a multicast member; datagrams go to its group, not to "
+                      "127.0.0.1: attacked in tests/test_multicast.py",
 }
 
 

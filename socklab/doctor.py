@@ -126,9 +126,11 @@ def check_socklab():
 CGROUP_MARKS = (("kubepods", "Kubernetes"), ("libpod", "Podman"), ("docker", "Docker"),
                 ("containerd", "containerd"), ("lxc", "LXC"))
 SECCOMP_FLAG = "--security-opt seccomp=unconfined"
+SYSTEMPATHS_FLAG = "--security-opt systempaths=unconfined"   # /proc/sys writable
 NET_RAW_FLAG = "--cap-add NET_RAW"
 KUBERNETES_FIELDS = {
     SECCOMP_FLAG: "securityContext: {seccompProfile: {type: Unconfined}}",
+    SYSTEMPATHS_FLAG: "securityContext: {procMount: Unmasked}",
     NET_RAW_FLAG: "securityContext: {capabilities: {add: [NET_RAW]}}",
 }
 
@@ -364,6 +366,14 @@ def check_ss():
         return Check("ss", WARN, str(exc), "reinstall it: sudo apt-get install iproute2")
 
 
+def proc_sys_read_only():
+    """True where /proc/sys is mounted read-only, as container engines mount it."""
+    try:
+        return bool(os.statvfs("/proc/sys").f_flag & os.ST_RDONLY)
+    except OSError:   # no /proc/sys: not Linux
+        return False
+
+
 def check_private_network():
     """Can a "Python 3 (socklab)" kernel have a network of its own here? Tried for real."""
     # Imported here: `import socklab` imports the doctor, and Python warns when a
@@ -371,9 +381,15 @@ def check_private_network():
     from . import kernel
 
     why_not = kernel.private_network_refused()
+    found = container()
+    if why_not is None and found and proc_sys_read_only():
+        # The kernel cannot set its network's ping_group_range (socklab/kernel.py).
+        return Check("private network", WARN, "each socklab kernel gets a loopback of its"
+                     " own, but /proc/sys is read-only: no ping sockets in it",
+                     container_fix(found[0], SYSTEMPATHS_FLAG) + ": then the kernel"
+                     " allows them, and lesson 11's ping cells run live too.")
     if why_not is None:
         return Check("private network", OK, "each socklab kernel gets a loopback of its own")
-    found = container()
     if found and "switched off" not in why_not:   # refused by the seccomp profile
         return Check("private network", WARN, f"refused: {why_not}",
                      container_fix(found[0], SECCOMP_FLAG) + ":\nthe engine's default"

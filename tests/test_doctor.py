@@ -246,9 +246,20 @@ def test_each_engine_is_told_its_own_words_for_a_flag():
         "start the container with `docker run --security-opt seccomp=unconfined ...`")
     assert doctor.container_fix("Podman", doctor.NET_RAW_FLAG) == (
         "start the container with `podman run --cap-add NET_RAW ...`")
+    assert doctor.container_fix("Docker", doctor.SYSTEMPATHS_FLAG) == (
+        "start the container with `docker run --security-opt systempaths=unconfined ...`")
     assert "seccompProfile: {type: Unconfined}" in doctor.container_fix(
         "Kubernetes", doctor.SECCOMP_FLAG)
     assert "add: [NET_RAW]" in doctor.container_fix("Kubernetes", doctor.NET_RAW_FLAG)
+
+
+@pytest.mark.skipif(not IS_LINUX, reason="/proc/sys is Linux only")
+def test_a_read_only_proc_sys_is_told_as_its_mount_says():
+    # Container engines mount /proc/sys read-only, on its own; elsewhere it is part
+    # of /proc, read-write.  The last mount on a path is the one that counts.
+    mounts = [line.split() for line in open("/proc/self/mounts")]
+    options = [fields[3].split(",") for fields in mounts if fields[1] == "/proc/sys"]
+    assert doctor.proc_sys_read_only() is (bool(options) and "ro" in options[-1])
 
 
 def test_raw_sockets_in_a_container_get_the_flag_that_helps_that_user():

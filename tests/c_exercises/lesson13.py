@@ -5,7 +5,7 @@ from socklab.checks import lesson13
 from . import Exercise, Mistake
 
 EXERCISES = [
-    Exercise("13-http-server", "my_http", lesson13.check_http_server_c, [
+    Exercise("13-http-server", "my_http", lesson13.check_web_server_c, [
         Mistake("no-keep-alive",
                 "if (rc < 0 || r.close)", "if (rc < 0 || !r.close || r.close)",
                 "HTTP/1.1 keeps the connection open by default"),

@@ -19,7 +19,7 @@ the same lesson, so here the first server binds port 0 and the others bind the
 all start again with a new one.  The resolver is told this one port once, as a
 real resolver "knows" 53.
 
-**What a server answers** (RFC 1035, 4.3.2, much simplified): records of the
+**What a server answers** (RFC 1034, 4.3.2, much simplified): records of the
 asked type at the asked name, with AA ("authoritative answer") set; or, for a
 name below a delegation (an NS record set for a name under the zone's origin),
 a *referral*: no answer, the NS records in the authority section and their

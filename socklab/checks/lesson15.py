@@ -7,7 +7,7 @@ names RFC 1035, 2.3.4 forbids must raise ValueError.
 ``check_answer_query(answer_query, zone)`` runs the learner's function as the
 handler of a UDP server on loopback and sends it queries from a real socket; the
 replies are read strictly (socklab.dns.read_message) and compared with what
-RFC 1035, 4.1 and 4.3.2 ask of an authoritative server.
+RFC 1035, 4.1 and RFC 1034, 4.3.2 ask of an authoritative server.
 
 ``check_parse_name_c(NAME)`` builds the learner's C program (a ``%%c NAME
 --compile-only`` cell) with AddressSanitizer and UBSan and runs it once per

@@ -128,10 +128,10 @@ CGROUP_MARKS = (("kubepods", "Kubernetes"), ("libpod", "Podman"), ("docker", "Do
 SECCOMP_FLAG = "--security-opt seccomp=unconfined"
 SYSTEMPATHS_FLAG = "--security-opt systempaths=unconfined"   # /proc/sys writable
 NET_RAW_FLAG = "--cap-add NET_RAW"
-KUBERNETES_FIELDS = {
-    SECCOMP_FLAG: "securityContext: {seccompProfile: {type: Unconfined}}",
-    SYSTEMPATHS_FLAG: "securityContext: {procMount: Unmasked}",
-    NET_RAW_FLAG: "securityContext: {capabilities: {add: [NET_RAW]}}",
+KUBERNETES_FIELDS = {   # the same, in a container's securityContext
+    SECCOMP_FLAG: "seccompProfile: {type: Unconfined}",
+    SYSTEMPATHS_FLAG: "procMount: Unmasked",
+    NET_RAW_FLAG: "capabilities: {add: [NET_RAW]}",
 }
 
 
@@ -163,12 +163,13 @@ def container(root="/", environ=None):
     return None
 
 
-def container_fix(engine, flag):
-    """How to start a container of *engine* with *flag*, in the words of a fix."""
+def container_fix(engine, *flags):
+    """How to start a container of *engine* with *flags*, in the words of a fix."""
     if engine == "Kubernetes":
-        return f"add to the pod's container: {KUBERNETES_FIELDS[flag]}"
+        return ("add to the securityContext of the pod's container: "
+                + ", ".join(KUBERNETES_FIELDS[flag] for flag in flags))
     command = "podman run" if engine.lower() == "podman" else "docker run"
-    return f"start the container with `{command} {flag} ...`"
+    return f"start the container with `{command} {' '.join(flags)} ...`"
 
 
 def check_container():
@@ -391,10 +392,13 @@ def check_private_network():
     if why_not is None:
         return Check("private network", OK, "each socklab kernel gets a loopback of its own")
     if found and "switched off" not in why_not:   # refused by the seccomp profile
+        # With /proc/sys read-only too, the kernel's network would lack ping sockets.
+        flags = [SECCOMP_FLAG] + [SYSTEMPATHS_FLAG] * proc_sys_read_only()
         return Check("private network", WARN, f"refused: {why_not}",
-                     container_fix(found[0], SECCOMP_FLAG) + ":\nthe engine's default"
-                     " seccomp profile refuses unshare(); without it the lessons'\nkernel"
-                     " gets a network of its own, and raw sockets and capture in it.")
+                     container_fix(found[0], *flags) + ":\nthe engine's default"
+                     " seccomp profile refuses unshare(); without that profile the\n"
+                     "lessons' kernel gets a network of its own, and raw sockets,"
+                     " capture and ping sockets in it.")
     return Check("private network", WARN, f"refused: {why_not}",
                  "the lessons run on the machine's shared loopback; the cells that need root\n"
                  "show recordings.  On your own machine, `make lab` as root runs them live.")

@@ -248,8 +248,12 @@ def test_each_engine_is_told_its_own_words_for_a_flag():
         "start the container with `podman run --cap-add NET_RAW ...`")
     assert doctor.container_fix("Docker", doctor.SYSTEMPATHS_FLAG) == (
         "start the container with `docker run --security-opt systempaths=unconfined ...`")
-    assert "seccompProfile: {type: Unconfined}" in doctor.container_fix(
-        "Kubernetes", doctor.SECCOMP_FLAG)
+    assert doctor.container_fix("Docker", doctor.SECCOMP_FLAG, doctor.SYSTEMPATHS_FLAG) == (
+        "start the container with `docker run --security-opt seccomp=unconfined"
+        " --security-opt systempaths=unconfined ...`")
+    assert doctor.container_fix("Kubernetes", doctor.SECCOMP_FLAG, doctor.SYSTEMPATHS_FLAG) == (
+        "add to the securityContext of the pod's container:"
+        " seccompProfile: {type: Unconfined}, procMount: Unmasked")
     assert "add: [NET_RAW]" in doctor.container_fix("Kubernetes", doctor.NET_RAW_FLAG)
 
 

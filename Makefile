@@ -32,7 +32,7 @@ JOBS   ?= 6
 PARALLEL := -n $(JOBS) --dist loadfile
 UV     := uv==0.13.9
 
-.PHONY: help lab lab-zh test test-fast test-workshop test-pythons execute bench doctor site clean
+.PHONY: help lab lab-zh test test-fast test-workshop test-pythons test-image execute bench doctor site clean
 
 help:
 	@echo "make lab      set up .venv if needed, then open JupyterLab on lesson 00"
@@ -41,6 +41,7 @@ help:
 	@echo "make test     set up .venv if needed, then run every test and every notebook"
 	@echo "make test-fast  socklab's own tests only (no lesson runs, no workshop tests)"
 	@echo "make test-pythons  install and test on each Python version found (slow; PYTHONS=... to choose)"
+	@echo "make test-image  build the course's container image and run lessons in it (needs Docker)"
 	@echo "make execute  re-run the lessons and store their outputs (after changing one)"
 	@echo "make bench    C vs Python: echo server, bulk transfer vs iperf3, small messages, Nagle"
 	@echo "make doctor   what works on this machine (gcc, strace, root, sysctls)"
@@ -120,6 +121,15 @@ test-fast: $(READY)
 # Not part of `make test`: it installs everything once per version.
 test-pythons:
 	$(PYTHON) tools/test_pythons.py $(PYTHONS)
+
+# The course in a container (Dockerfile; README, "macOS and Windows"): make a
+# Debian base image where Docker Hub is out of reach, build the image, then run
+# the doctor and lessons in containers with and without the README's flag, as
+# uid 1000, and JupyterLab on a published port (tools/image/test-image.sh).
+# Needs a running Docker engine, and root for the base image.  Not part of
+# `make test`: .ci/run runs it after.  It needs no .venv on this side.
+test-image:
+	NBVAL="$(NBVAL)" tools/image/test-image.sh
 
 execute: $(READY)
 	$(PY) tools/execute.py $(if $(NB),$(NB),notebooks/en/*.ipynb)

@@ -227,7 +227,7 @@ def test_the_parser_refuses_a_pointer_loop_in_a_reply(lesson):
 # -- the C programs ---------------------------------------------------------------
 
 @needs_gcc
-def test_the_c_query_program_reads_answers_referrals_and_tc(lesson):
+def test_the_c_query_program_reads_answers_referrals_and_asks_again_over_tcp(lesson):
     c.compile(c_source("dns_query", solution=False), "t15_dns_query", sanitize=True)
     port = lesson["PORT"]
     runs = {(host, name): c.run("t15_dns_query", [host, port, name], check=False,
@@ -242,7 +242,9 @@ def test_the_c_query_program_reads_answers_referrals_and_tc(lesson):
     crowd = runs["127.0.53.3", "crowd.socklab.test"].stdout
     assert "AA 1" in answer and "answer     A 127.0.0.1 (ttl 3600)" in answer
     assert "AA 0" in referral and "additional A 127.0.53.2 (ttl 3600)" in referral
-    assert "TC 1" in crowd and "truncated: the whole reply needs TCP" in crowd
+    assert "TC 1: asking again over TCP" in crowd
+    assert "reply: 676 bytes, rcode 0, AA 1, TC 0" in crowd  # 40 records, over TCP
+    assert "answer     ... 40 records in all" in crowd
 
 
 @needs_gcc

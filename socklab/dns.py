@@ -117,7 +117,7 @@ def _read_question(query):
         raise ValueError("shorter than a header")
     qid, flags, qdcount = struct.unpack_from("!HHH", query)
     if qdcount != 1 or flags & 0x8000:
-        raise ValueError("not one question, or not a query")
+        raise ValueError("not one question, or not a query")  # answer: FORMERR
     labels, offset = [], 12
     while True:
         if offset >= len(query):
@@ -276,7 +276,8 @@ class NameServer(Background):
 
     def drop_next(self, name):
         """Ignore the next UDP query for ``name``, as if it had been lost."""
-        self._to_drop.add(_name_key(name))
+        with self._heard_lock:
+            self._to_drop.add(_name_key(name))
 
     # -- answering ----------------------------------------------------------------
     def _note(self, transport, name, qtype, what):
@@ -289,12 +290,15 @@ class NameServer(Background):
         except OSError:
             return  # an ICMP error reported late: nothing to answer
         try:
-            name = _read_question(query)[2]
-        except (ValueError, UnicodeDecodeError):
-            name = None
-        if name is not None and _name_key(name) in self._to_drop:
-            self._to_drop.discard(_name_key(name))
-            self._note("udp", name, _read_question(query)[3], "dropped")
+            _, _, name, qtype, _, _ = _read_question(query)
+        except ValueError:  # answer() says FORMERR, or nothing
+            name = qtype = None
+        with self._heard_lock:
+            drop = name is not None and _name_key(name) in self._to_drop
+            if drop:
+                self._to_drop.discard(_name_key(name))
+        if drop:
+            self._note("udp", name, qtype, "dropped")
             return
         reply = self.answer(query, "udp", limit=UDP_LIMIT)
         if reply is not None:
@@ -328,11 +332,11 @@ class NameServer(Background):
         A reply longer than ``limit`` is cut to its header and question, with
         TC set (RFC 1035, 4.2.1): "ask again over TCP".
         """
+        if len(query) < 12 or query[2] & 0x80:
+            return None  # no header, or a reply (QR set): never answer a reply
         try:
             qid, flags, name, qtype, qclass, end = _read_question(query)
-        except (ValueError, UnicodeDecodeError):
-            if len(query) < 2:
-                return None
+        except ValueError:  # UnicodeDecodeError is one too
             qid = struct.unpack_from("!H", query)[0]
             return struct.pack("!6H", qid, 0x8000 | FORMERR, 0, 0, 0, 0)
         key = _name_key(name)

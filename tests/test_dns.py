@@ -275,3 +275,23 @@ def test_the_c_name_parser_refuses_a_pointer_loop_under_the_sanitizers(message, 
     run = c.run("t15_my_names", [offset], input=message, timeout=5, check=False, echo=False)
     assert run.returncode == 1 and run.stdout.strip() == "refused"
     assert not c.sanitizer_report("t15_my_names", run.stderr)
+
+
+def test_the_servers_refuse_other_zones_say_formerr_and_never_answer_a_reply(lesson):
+    build_query, port = lesson["build_query"], lesson["PORT"]
+    _, outside = build_query("www.example.com.")
+    _, reply_not_query = build_query("www.socklab.test.")
+    reply_not_query = reply_not_query[:2] + b"\x80" + reply_not_query[3:]  # QR set
+    broken = struct.pack("!6H", 0x0BAD, 0, 1, 0, 0, 0) + b"\x09ab"  # a name cut short
+    _, good = build_query("www.socklab.test.", query_id=0x600D)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.connect(("127.0.53.3", port))
+        got = []
+        for query in (outside, broken, reply_not_query, good):
+            sock.send(query)
+        for _ in range(3):  # replies come in order: the reply with QR set gets none
+            got.append(dns.read_message(sock.recv(512)))
+    assert got[0]["rcode"] == 5 and not got[0]["aa"]
+    assert got[1]["id"] == 0x0BAD and got[1]["rcode"] == 1  # FORMERR
+    assert got[2]["id"] == 0x600D and got[2]["answers"][0][3] == "127.0.0.1"

@@ -29,6 +29,7 @@ reader that asks select() first, or calls recv() once, is named.
 
 import fcntl
 import functools
+import re
 import socket
 import ssl
 import struct
@@ -37,6 +38,7 @@ import time
 
 from .. import certs
 from ..servers import TCPServer
+from . import c_answer
 from .report import (
     TIME_LIMIT,
     Report,
@@ -46,7 +48,7 @@ from .report import (
     not_written,
 )
 
-__all__ = ["check_fetch_echo", "check_read_ready"]
+__all__ = ["check_fetch_echo", "check_read_ready", "check_sniffer_c"]
 
 OTHER_NAME = "www.example.com"  # reserved for examples (RFC 2606); only a name here
 BIG = bytes(i % 251 for i in range(100_000))
@@ -349,4 +351,205 @@ def check_read_ready(read_ready):
         verdict = _read_ready_case(read_ready, payloads, first, close, held)
         if report.add(description, verdict).final:
             break
+    return report
+
+
+# ----------------------------------------------------------- the C sniffer
+
+TLS_LINE = re.compile(r"^TLS record: type (\d+), version 0x([0-9a-f]{4}), length (\d+)$")
+PIECE_WAIT = 2.0  # seconds the server has to read a piece before the next is sent
+LINE_WAIT = 5.0   # seconds it has to answer once the header is in
+
+
+def _header_line(data):
+    """The line a right sniffer answers for a stream that begins with ``data``."""
+    kind, version, length = struct.unpack("!BHH", data[:5])
+    if kind in (20, 21, 22, 23) and version >> 8 == 3:
+        return f"TLS record: type {kind}, version 0x{version:04x}, length {length}"
+    return "not TLS"
+
+
+def _client_hello():
+    """The bytes of a real ClientHello, made without a socket (ssl.MemoryBIO)."""
+    cafile = _certificates()[0]
+    context = ssl.create_default_context(cafile=cafile)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    handshake = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        handshake.do_handshake()
+    except ssl.SSLWantReadError:  # it waits for the ServerHello: the hello is out
+        pass
+    return outgoing.read()
+
+
+def _read_line(sock):
+    """The server's answer up to its b"\\n": (line or None, how it ended)."""
+    sock.settimeout(LINE_WAIT)
+    data = b""
+    try:
+        while b"\n" not in data:
+            more = sock.recv(4096)
+            if not more:
+                return (data.decode(errors="replace") or None), "closed"
+            data += more
+    except TimeoutError:
+        return (data.decode(errors="replace") or None), "timeout"
+    except ConnectionResetError:
+        return (data.decode(errors="replace") or None), "reset"
+    return data.split(b"\n")[0].decode(errors="replace"), "line"
+
+
+def _send_in_lockstep(answer, sock, pieces):
+    """Send each piece once the server has read the one before (lesson 09's
+    _ServerQueue asks the kernel); a Verdict if the server never reads it."""
+    from .lesson09 import _ServerQueue
+
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    queue = _ServerQueue(answer.address, sock.getsockname())
+    try:
+        sent = 0
+        for number, piece in enumerate(pieces):
+            sock.sendall(piece)
+            sent += len(piece)
+            if number == len(pieces) - 1:
+                break
+            deadline = time.monotonic() + PIECE_WAIT
+            while queue.waiting():
+                if time.monotonic() > deadline:
+                    return Verdict.fail(f"it did not read the first {sent} byte(s) within "
+                                        f"{PIECE_WAIT:g} s: is it waiting for something else?")
+                time.sleep(0.001)
+    finally:
+        queue.close()
+    return None
+
+
+def _sniff_case(answer, pieces):
+    """A client for answer.play(): sends ``pieces``, reads the answer line, closes."""
+    data = b"".join(pieces)
+    expected = _header_line(data)
+
+    def client(sock):
+        stuck = _send_in_lockstep(answer, sock, pieces)
+        if stuck is not None:
+            return stuck
+        line, ended = _read_line(sock)
+        if line != expected:
+            return _sniff_hint(line, ended, expected, data, pieces)
+        return _ends_cleanly(sock)
+
+    return client
+
+
+def _ends_cleanly(sock):
+    """After the answer: the client closes its side; the server must then close
+    with a FIN.  A reset means it closed with the client's bytes unread."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return Verdict.fail(f"after its answer, it did not close the connection within "
+                            f"{LINE_WAIT:g} s of the client\nclosing: when recv() returns "
+                            "0, close the socket.", final=True)  # so would every case
+    except OSError:  # ECONNRESET, or ENOTCONN from shutdown() after a reset
+        return Verdict.fail(
+            "it answered, then reset the connection: closing a socket with bytes\nstill "
+            "unread sends a reset (lesson 04), and a client may lose the answer.\nRead "
+            "until the client closes (recv() returns 0), then close.", final=True)
+    return Verdict.ok()
+
+
+def _sniff_hint(line, ended, expected, data, pieces):
+    said = f"it answered {line!r}" if line is not None else {
+        "closed": "it closed the connection without answering",
+        "reset": "it reset the connection without answering (closing a socket with "
+                 "bytes\nstill unread sends a reset, lesson 04: read until the client "
+                 "closes, then close)",
+        "timeout": f"it did not answer within {LINE_WAIT:g} s",
+    }[ended]
+    said += f", not {expected!r}."
+    if line is not None and ended != "line":
+        said += "  End the line with '\\n'."
+    if len(pieces) > 1 and len(pieces[0]) < 5:
+        return Verdict.fail(
+            f"{said}\nThe header came in pieces ({', '.join(str(len(p)) for p in pieces)} "
+            "bytes), each read before the next was\nsent.  One recv() returns what has "
+            "arrived: loop until you have all 5 bytes\n(lesson 09's recv_all).")
+    got, want = TLS_LINE.match(line or ""), TLS_LINE.match(expected)
+    if got and want and got.group(1, 2) == want.group(1, 2):
+        length = int(want.group(3))
+        if int(got.group(3)) == ((length & 0xFF) << 8) | (length >> 8):
+            return Verdict.fail(f"{said}\nThe length's two bytes are in network byte order "
+                                "(big-endian): put them\nthrough ntohs(), or compute "
+                                "(b[3] << 8) | b[4].")
+    if got and not want:
+        return Verdict.fail(
+            f"{said}\nThe stream begins {data[:5]!r}: its first byte, {data[0]}, is no "
+            "record type\n(20-23), or its version's first byte is not 3.  Check both "
+            "before saying TLS.")
+    return Verdict.fail(said)
+
+
+def _early_close_case(answer):
+    """A client that sends 2 bytes of a header and closes: no answer, the end."""
+
+    def client(sock):
+        sock.sendall(b"\x16\x03")
+        sock.shutdown(socket.SHUT_WR)
+        line, ended = _read_line(sock)
+        if line is None and ended in ("closed", "reset"):
+            return Verdict.ok()
+        if line is not None:
+            return Verdict.fail(f"it answered {line!r} to a client that sent 2 bytes and "
+                                "closed: a header needs\n5 bytes; when recv() returns 0 "
+                                "before that, close without answering.")
+        return Verdict.fail(f"it did not close the connection within {LINE_WAIT:g} s "
+                            "after the client closed:\nrecv() returns 0 then; close the "
+                            "socket and take the next client.")
+
+    return client
+
+
+def check_sniffer_c(name):
+    """Check the C sniffer NAME, compiled by a ``%%c NAME --compile-only`` cell.
+
+    For each client it reads the first 5 bytes, answers one line -- "TLS record:
+    type T, version 0xVVVV, length L" when they look like a TLS record header,
+    else "not TLS" -- then reads until the client closes, and closes.  A client
+    that closes before 5 bytes gets no answer.  The header also comes in pieces,
+    each sent once the server has read the one before.  Then C's own failures
+    (c_answer.check_process).
+    """
+    report = Report(f"Checking the C sniffer {name}.c:")
+    answer = c_answer.start(name, report)
+    if answer is None:
+        return report
+    hello = _client_hello()
+    data_record = b"\x17\x03\x03\x00\x20" + bytes(32)
+    probe = _sniff_case(answer, [hello])
+    cases = [
+        ("a real ClientHello (Python's ssl), in one piece", [hello]),
+        ("plain text, b'hello, plain text\\n': not TLS", [b"hello, plain text\n"]),
+        ("an HTTP request: not TLS", [b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"]),
+        ("a TLS 1.2 application-data record of 32 bytes", [data_record]),
+        ("a header whose version does not begin with 3: not TLS",
+         [b"\x16\x0a\x01\x00\x10" + bytes(16)]),
+        ("the ClientHello's header in two pieces, 3 bytes then the rest",
+         [hello[:3], hello[3:]]),
+        ("the ClientHello's header one byte at a time",
+         [hello[:1], hello[1:2], hello[2:3], hello[3:4], hello[4:]]),
+    ]
+    with answer:
+        for description, pieces in cases:
+            verdict = answer.play(_sniff_case(answer, pieces))
+            if report.add(description, verdict).final:
+                return report
+        verdict = answer.play(_early_close_case(answer))
+        if verdict.passed:
+            verdict = answer.play(probe)  # and it goes on
+        if report.add("a client sends 2 bytes and closes: no answer, and the server "
+                      "goes on", verdict).final:
+            return report
+        c_answer.check_process(answer, report, probe=probe)
     return report

@@ -37,7 +37,7 @@ from .report import (
     call_with_time_limit,
     describe_error,
 )
-from . import c_answer
+from . import adversary, c_answer
 from .watched import CheckStopped, WatchedSocket
 
 __all__ = ["check_ask_udp", "check_echo_handler", "check_echo_server_c"]
@@ -371,27 +371,44 @@ def _fates_in_order(relay):
     """The fates of the datagrams clients sent, in the order they reached the relay.
 
     Every datagram sent before this call -- on this thread's CPU, _on_one_cpu --
-    is counted, the last one too.  The relay reads its queue in order, and the
-    datagrams of one CPU reach that queue in order (see _on_one_cpu).  So a
-    datagram of the check's own, from a new socket -- a "new client" in the
-    relay's log -- is seen only after every datagram sent before it has its fate.
+    is counted, the last one too.  Those datagrams are in the relay's queue
+    before a datagram of the check's own sent now, the marker (see _on_one_cpu),
+    and the relay thread takes its queue in order, each datagram to the end.  So
+    once the relay has seen the marker's socket -- a "new client" in its log --
+    every datagram before it has its fate.  (Not "once there is one more new
+    client than now": on a busy machine the relay thread may not yet have taken
+    the learner's own datagrams, and its new client would pass for the marker.)
     """
-    clients = len(relay.events.of_kind("new client"))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
+        marker.bind(("127.0.0.1", 0))
         marker.sendto(b"", relay.address)
-        try:
-            relay.events.wait_for("new client", clients + 1, timeout=TIME_LIMIT)
-        except TimeoutError:  # the relay has no room for another client: take what is in
-            pass
+        number = _client_number(relay, marker.getsockname())
     fates = []
+    new_clients = 0
     for event in relay.events:
         if event.kind == "new client":
-            clients -= 1
-            if clients < 0:
+            new_clients += 1
+            if new_clients == number:
                 break  # the marker: what comes after it is its own
         elif _is_client_fate(event):
             fates.append(event.kind)
     return fates
+
+
+def _client_number(relay, address):
+    """The relay's number for the client at ``address``, once the relay has seen it
+    (its table of clients is filled before the "new client" event is logged);
+    None after TIME_LIMIT s, e.g. when it has no room for another client."""
+    deadline = time.monotonic() + TIME_LIMIT
+    seen = len(relay.events.of_kind("new client"))
+    while (client := relay._clients.get(address)) is None:  # one thread adds; get() is atomic
+        try:
+            relay.events.wait_for("new client", seen + 1,
+                                  timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return None
+        seen += 1
+    return client.number
 
 
 def _run_udp_case(ask_udp, srv, case):
@@ -399,10 +416,10 @@ def _run_udp_case(ask_udp, srv, case):
     with LossyRelay(srv.address, loss=case.loss, duplicate=0.0, reorder=0.0, delay=0.0,
                     seed=UDP_SEED, both_ways=False, name="check-udp-relay") as relay, \
             _on_one_cpu():  # the learner's sends and the check's marker: one queue
-        started = time.monotonic()
+        slept = []
         outcome, thread = call_with_time_limit(
-            ask_udp, relay.address, case.data, case.timeout, case.retries)
-        elapsed = time.monotonic() - started
+            _noting_sleep(ask_udp, slept), relay.address, case.data, case.timeout,
+            case.retries)
         if not outcome.finished:
             relay.stop()  # nothing more will come; the learner's thread ends with its timeout
             return Verdict.fail(
@@ -418,10 +435,32 @@ def _run_udp_case(ask_udp, srv, case):
             return Verdict.fail("with retries=0 it sent nothing: the first try is not a retry.\n"
                                 "Send 1 + retries datagrams at most.")
         return Verdict.fail("the relay received no datagram at all: send data to `address`.")
-    return _judge_udp(outcome, case, fates, elapsed)
+    return _judge_udp(outcome, case, fates, slept[0])
 
 
-def _judge_udp(outcome, case, fates, elapsed):
+def _noting_sleep(ask_udp, slept):
+    """ask_udp, which also appends to ``slept`` the seconds its thread slept in it.
+
+    That is how long it waited for replies -- not the time it took, which on a
+    busy machine is mostly time spent waiting for a CPU, whatever it does: tries
+    that wait 1 ms can take 0.2 s.  The kernel counts the time a thread ran or
+    was ready to run (schedstat, adversary.thread_runnable_seconds); the rest of
+    the call it slept (or waited for Python's GIL: briefly here, where the
+    check's other threads have little to do).  Where the kernel does not say,
+    the time the call took.
+    """
+    def call(*args):
+        me = threading.current_thread()
+        started, busy = time.monotonic(), adversary.thread_runnable_seconds(me)
+        try:
+            return ask_udp(*args)
+        finally:
+            took, busy_after = time.monotonic() - started, adversary.thread_runnable_seconds(me)
+            slept.append(took if None in (busy, busy_after) else took - (busy_after - busy))
+    return call
+
+
+def _judge_udp(outcome, case, fates, slept):
     """Judge what ask_udp() did (sent, returned, raised, waited) given its datagrams' fates."""
     tries_allowed = case.retries + 1
     sent = len(fates)
@@ -468,9 +507,9 @@ def _judge_udp(outcome, case, fates, elapsed):
             f"{describe_error(outcome.error)}; after the last lost try raise TimeoutError"
             " (socket.timeout is the same class).")
     least = tries_allowed * case.timeout * 0.8
-    if elapsed < least:
+    if slept < least:
         return Verdict.fail(
-            f"it gave up after {elapsed:.2f} s; each of the {tries_allowed} tries should wait\n"
+            f"it waited {slept:.2f} s in all; each of the {tries_allowed} tries should wait\n"
             f"timeout={case.timeout:g} s for a reply (settimeout(timeout)), about "
             f"{tries_allowed * case.timeout:.1f} s in all."
         )

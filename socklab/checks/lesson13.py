@@ -32,6 +32,7 @@ import time
 
 from . import c_answer
 from .report import Report, Verdict, describe_error
+from .lesson09 import _ServerQueue  # what waits unread in the server's end
 from .watched import CheckStopped, WatchedSocket
 
 __all__ = ["Exchange", "check_web_handler", "check_web_server_c", "read_response",
@@ -43,7 +44,7 @@ BODY_MAX = 65536
 RESPONSE_WAIT = 5.0  # seconds a response may take to arrive
 SLOW_PAUSE = 0.25  # seconds between the slow client's bytes
 SLOW_LIMIT = 10.0  # seconds within which the server must give up on it
-CLOSE_WAIT = 1.0  # seconds to close after a last response: well before a 2 s deadline
+CLOSE_WAIT = 1.5  # seconds to close after a last response: before the 2 s deadline would
 SHOWN = 300  # bytes of a request or response shown in a hint
 HOST = b"Host: localhost\r\n"
 
@@ -272,18 +273,25 @@ def case_empty_post(sock):
 
 
 def case_body_in_pieces(sock):
-    """The head, then a body of 3,000 bytes in pieces a moment apart."""
+    """The head, then a body of 3,000 bytes in three pieces, in lockstep."""
     body = bytes(i % 251 for i in range(3000))
     head = request(b"POST", b"/echo", body)[:-len(body)]
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ex = Exchange(sock)
+    # Each piece is sent once the server has read the one before (its end of
+    # the connection has nothing waiting, as lesson 09's check asks the kernel):
+    # every piece reaches a recv() of its own, on a busy machine too.
+    queue = _ServerQueue(sock.getpeername(), sock.getsockname())
     try:
-        ex.send(head)
-        for start in range(0, len(body), 1000):
-            time.sleep(0.05)  # separate segments: a body rarely arrives in one recv()
-            ex.send(body[start:start + 1000])
+        for piece in [head] + [body[i:i + 1000] for i in range(0, len(body), 1000)]:
+            ex.send(piece)
+            deadline = time.monotonic() + RESPONSE_WAIT
+            while queue.waiting() and time.monotonic() < deadline:
+                time.sleep(0.001)
     except ConnectionError:
         pass  # it closed before the whole body came: what did it answer?
+    finally:
+        queue.close()
     try:
         response = ex.response()
     except Broken as exc:
@@ -600,5 +608,22 @@ def check_web_server_c(name):
             if report.add(description, verdict.final_if_failed()
                           if description == CASES[0][0] else verdict).final:
                 return report
+        if report.add("a client sends 100 requests in one piece and leaves before the "
+                      "answers: the server goes on", _leaves_before_the_answers(answer)).final:
+            return report
         c_answer.check_process(answer, report, probe=probe)
     return report
+
+
+def _leaves_before_the_answers(answer):
+    # While the server is stopped, a client sends 100 requests and closes.  The
+    # server then answers the first, the client's kernel replies with a reset,
+    # and one of the next send()s fails with EPIPE -- which, without
+    # MSG_NOSIGNAL (send_all() has it), raises SIGPIPE and ends the program.
+    try:
+        with answer.paused():
+            with answer.connect() as sock:
+                sock.sendall(request(b"GET", b"/hello") * 100)
+    except OSError as exc:
+        return answer.judged(Verdict.fail(f"a client could not connect: {exc}"))
+    return answer.play(probe)  # still there?  A dead server is named by play()

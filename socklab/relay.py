@@ -505,6 +505,17 @@ class LossyRelay(Server):
         mine = [event for event in self.events if event.party == name and event.kind in FATES]
         return [event.kind for event in sorted(mine, key=lambda event: event.conn)]
 
+    def client_number(self, address):
+        """The number the relay gave the client at ``address`` (1, 2, ...: the
+        ``client=`` of fates()), or None while it has not seen that client.
+
+        The relay thread enters a client here before it logs its "new client"
+        event, so once this answers, every datagram the relay took before that
+        client's first has its fate in ``events``.
+        """
+        client = self._clients.get(address)  # only the relay thread adds; get() is atomic
+        return None if client is None else client.number
+
     def wait_for_datagrams(self, count, direction=CLIENT_TO_SERVER, timeout=5.0):
         """Block until ``count`` datagrams in ``direction`` have reached the relay.
 

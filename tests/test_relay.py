@@ -263,6 +263,19 @@ def test_two_clients_get_only_their_own_replies():
         assert parties == {"client>server", "server>client", "client2>server", "server>client2"}
 
 
+
+def test_client_number_names_each_client_once_the_relay_has_seen_it():
+    with socklab.UDPEchoServer() as srv, LossyRelay(srv.address, **PERFECT) as relay, \
+            udp_client() as first, udp_client() as second:
+        for sock in (first, second):  # as the relay sees them: 127.0.0.1, not 0.0.0.0
+            sock.bind(("127.0.0.1", 0))
+        assert relay.client_number(second.getsockname()) is None  # not seen yet
+        second.sendto(b"one", relay.address)
+        first.sendto(b"two", relay.address)
+        relay.wait_for_datagrams(2, timeout=TIMEOUT)
+        assert relay.client_number(second.getsockname()) == 1
+        assert relay.client_number(first.getsockname()) == 2
+
 def test_relay_on_ipv6_loopback_to_an_ipv4_server():
     if not socket.has_ipv6:
         pytest.skip("this Python has no IPv6 support")

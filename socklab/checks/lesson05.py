@@ -401,14 +401,14 @@ def _client_number(relay, address):
     None after TIME_LIMIT s, e.g. when it has no room for another client."""
     deadline = time.monotonic() + TIME_LIMIT
     seen = len(relay.events.of_kind("new client"))
-    while (client := relay._clients.get(address)) is None:  # one thread adds; get() is atomic
+    while (number := relay.client_number(address)) is None:
         try:
             relay.events.wait_for("new client", seen + 1,
                                   timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             return None
         seen += 1
-    return client.number
+    return number
 
 
 def _run_udp_case(ask_udp, srv, case):

@@ -9,6 +9,7 @@ functions; a script or a test calls them with nothing but the standard library:
     explore.udp_experiment(20, loss=0.2, seed=1)   # the numbers that came back, in order
     trace, capture = explore.watch(code)           # a snippet's system calls and packets
     explore.tcp_sockets()                          # this network's TCP sockets, as ss lists them
+    explore.UnreadBytes(server, client).waiting()  # bytes a server has not read yet
 
 How it is built, and why:
 
@@ -44,7 +45,7 @@ from .servers import UDPEchoServer
 __all__ = [
     "REPLY_TIMEOUT", "REPLY_QUIET", "read_reply", "split_evenly", "chunks_received",
     "describe_chunks", "udp_experiment", "describe_replies", "watch", "closed_udp_address",
-    "NoNewNetwork", "in_new_network", "deafen",
+    "NoNewNetwork", "in_new_network", "deafen", "tcp_sockets", "UnreadBytes",
 ]
 
 REPLY_TIMEOUT = 2.0  # seconds to wait for the first byte of a reply
@@ -331,6 +332,75 @@ def _dumped_sockets(netlink):
             rows.append(TCPSocket(TCP_STATES.get(state, str(state)), recv_q, send_q,
                                   (src, sport), (dst, dport)))
             offset += (length + 3) & ~3  # NLMSG_ALIGN
+
+
+DIAG_TIMEOUT = 1.0  # seconds for one question to the kernel's sock_diag
+TCP_ESTABLISHED, TCP_CLOSE_WAIT = 1, 8  # <netinet/tcp.h>: the states that still read
+NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: find the socket by its addresses alone
+
+
+class UnreadBytes:
+    """How many bytes wait, unread, in the server's end of one connection.
+
+    A check that sends in lockstep with a server's recv() -- the next piece
+    once the last is read -- cannot ask FIONREAD of a socket that belongs to
+    another process (a C server).  The kernel tells it all the same through
+    netlink (``man 7 sock_diag``, what `ss` asks): the receive
+    queue of the TCP socket with these two addresses, some 10 µs a question.
+    Where netlink is not allowed, /proc/net/tcp's rx_queue says the same,
+    slower.  A connection the server has closed has nothing waiting.
+    """
+
+    def __init__(self, server, client):
+        self.server, self.client = server, client  # (host, port): the server end's
+        self.sequence = 0                          # own address, and its peer's
+        try:
+            self.netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                         NETLINK_SOCK_DIAG)
+            self.netlink.settimeout(DIAG_TIMEOUT)
+            self._ask()
+        except OSError:  # no netlink here (a sandbox): read the table instead
+            self.close()
+
+    def close(self):
+        if getattr(self, "netlink", None) is not None:
+            self.netlink.close()
+        self.netlink = None
+
+    def waiting(self):
+        return self._ask() if self.netlink is not None else self._from_proc()
+
+    def _ask(self):
+        (shost, sport), (chost, cport) = self.server, self.client
+        sockid = (struct.pack("!HH", sport, cport) + socket.inet_aton(shost) + bytes(12)
+                  + socket.inet_aton(chost) + bytes(12)
+                  + struct.pack("=III", 0, NO_COOKIE, NO_COOKIE))
+        request = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0,
+                              ALL_STATES) + sockid
+        self.sequence += 1
+        self.netlink.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY,
+                                      NLM_F_REQUEST, self.sequence, 0) + request)
+        while True:  # the answer to this question (not one left from an earlier one)
+            answer = self.netlink.recv(4096)
+            if struct.unpack_from("=I", answer, 8)[0] == self.sequence:
+                break
+        if struct.unpack_from("=H", answer, 4)[0] == NLMSG_ERROR:
+            return 0  # no such socket: closed
+        state = answer[17]
+        rqueue = struct.unpack_from("=I", answer, 16 + 4 + 48 + 4)[0]
+        # A closed connection's addresses find the listener: not a reader.
+        return rqueue if state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT) else 0
+
+    def _from_proc(self):
+        def hex_address(host, port):
+            return f"{struct.unpack('<I', socket.inet_aton(host))[0]:08X}:{port:04X}"
+        local, remote = hex_address(*self.server), hex_address(*self.client)
+        with open("/proc/net/tcp") as table:
+            for line in table:
+                fields = line.split()
+                if fields[1] == local and fields[2] == remote and fields[3] in ("01", "08"):
+                    return int(fields[4].partition(":")[2], 16)
+        return 0
 
 
 # -------------------------------------------------------------- a network of its own

@@ -8,6 +8,7 @@ import socket
 import struct
 import time
 
+from socklab import explore
 from socklab.checks import lesson09
 
 # ---------------------------------------------------------------- read_message
@@ -531,12 +532,12 @@ def test_split_evenly():
 
 
 def test_the_server_queue_reads_the_same_from_netlink_and_from_proc():
-    """_ServerQueue says what FIONREAD says of the server's socket, by either road."""
+    """explore.UnreadBytes says what FIONREAD says of the server's socket, by either road."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         with socket.create_connection(listener.getsockname(), timeout=5) as client:
             server, _ = listener.accept()
             ends = (server.getsockname(), client.getsockname())
-            netlink, proc = lesson09._ServerQueue(*ends), lesson09._ServerQueue(*ends)
+            netlink, proc = explore.UnreadBytes(*ends), explore.UnreadBytes(*ends)
             proc.close()  # without netlink: /proc/net/tcp
             try:
                 assert netlink.netlink is not None

@@ -31,8 +31,8 @@ keeps calling recv().
   --compile-only`` cell), which sends each frame back, meets the same streams
   as read_message -- in lockstep too: the next piece goes once the server's end
   of the connection has nothing unread, which the kernel tells through netlink
-  (_ServerQueue) -- then clients that close inside a frame, a frame longer than
-  MAX_FRAME and a header announcing 4 GB (refused: the connection closed, the
+  (explore.UnreadBytes) -- then clients that close inside a frame, a frame
+  longer than MAX_FRAME and a header announcing 4 GB (refused: the connection closed, the
   server going on), then C's own failures (socklab.checks.c_answer): SIGPIPE,
   a reset before the server reads, leaked descriptors, a busy loop, zombies.
 """
@@ -49,6 +49,7 @@ import threading
 import time
 import types
 
+from .. import explore
 from . import c_answer
 from .report import Report, Verdict, describe_error
 from .watched import MAX_EMPTY_READS, CheckStopped, WatchedSocket
@@ -799,78 +800,7 @@ def _judge_splits(read_lines, splits, expected):
 # ------------------------------------------------- the frame server, in C
 
 ANSWER_WAIT = 5.0  # seconds the C server has to answer a frame, or to close
-DIAG_TIMEOUT = 1.0  # seconds for one question to the kernel's sock_diag
 RECV_SIZE = 1 << 16
-
-NETLINK_SOCK_DIAG = 4  # <linux/netlink.h>
-SOCK_DIAG_BY_FAMILY = 20  # <linux/sock_diag.h>
-NLM_F_REQUEST = 1
-NLMSG_ERROR = 2
-TCP_ESTABLISHED, TCP_CLOSE_WAIT = 1, 8  # <netinet/tcp.h>: the states that still read
-NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: find the socket by its addresses alone
-
-
-class _ServerQueue:
-    """How many bytes wait, unread, in the server's end of one connection.
-
-    The lockstep of the every-split run asks FIONREAD of the reader's socket;
-    the C server's socket is another process's.  The kernel tells it all the
-    same through netlink (``man 7 sock_diag``, what `ss` asks): the receive
-    queue of the TCP socket with these two addresses, some 10 µs a question.
-    Where netlink is not allowed, /proc/net/tcp's rx_queue says the same,
-    slower.  A connection the server has closed has nothing waiting.
-    """
-
-    def __init__(self, server, client):
-        self.server, self.client = server, client  # (host, port): the server end's
-        self.sequence = 0                          # own address, and its peer's
-        try:
-            self.netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
-                                         NETLINK_SOCK_DIAG)
-            self.netlink.settimeout(DIAG_TIMEOUT)
-            self._ask()
-        except OSError:  # no netlink here (a sandbox): read the table instead
-            self.close()
-
-    def close(self):
-        if getattr(self, "netlink", None) is not None:
-            self.netlink.close()
-        self.netlink = None
-
-    def waiting(self):
-        return self._ask() if self.netlink is not None else self._from_proc()
-
-    def _ask(self):
-        (shost, sport), (chost, cport) = self.server, self.client
-        sockid = (struct.pack("!HH", sport, cport) + socket.inet_aton(shost) + bytes(12)
-                  + socket.inet_aton(chost) + bytes(12)
-                  + struct.pack("=III", 0, NO_COOKIE, NO_COOKIE))
-        request = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0,
-                              0xFFFFFFFF) + sockid  # every state
-        self.sequence += 1
-        self.netlink.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY,
-                                      NLM_F_REQUEST, self.sequence, 0) + request)
-        while True:  # the answer to this question (not one left from an earlier one)
-            answer = self.netlink.recv(4096)
-            if struct.unpack_from("=I", answer, 8)[0] == self.sequence:
-                break
-        if struct.unpack_from("=H", answer, 4)[0] == NLMSG_ERROR:
-            return 0  # no such socket: closed
-        state = answer[17]
-        rqueue = struct.unpack_from("=I", answer, 16 + 4 + 48 + 4)[0]
-        # A closed connection's addresses find the listener: not a reader.
-        return rqueue if state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT) else 0
-
-    def _from_proc(self):
-        def hex_address(host, port):
-            return f"{struct.unpack('<I', socket.inet_aton(host))[0]:08X}:{port:04X}"
-        local, remote = hex_address(*self.server), hex_address(*self.client)
-        with open("/proc/net/tcp") as table:
-            for line in table:
-                fields = line.split()
-                if fields[1] == local and fields[2] == remote and fields[3] in ("01", "08"):
-                    return int(fields[4].partition(":")[2], 16)
-        return 0
 
 
 @dataclasses.dataclass
@@ -892,7 +822,7 @@ def _exchange(answer, sock, pieces, messages, *, shutdown=False, until_close=Fal
               limit=ANSWER_WAIT, run_limit=None):
     """Send ``pieces`` to the C server in lockstep on ``sock``, reading its answers.
 
-    Each piece goes once the server has read the last one (_ServerQueue): every
+    Each piece goes once the server has read the last one (explore.UnreadBytes): every
     cut reaches its recv().  Then the check waits for the frames of
     ``messages`` to come back; with ``shutdown`` it closes its side (SHUT_WR)
     and, with ``until_close`` too, waits for the server to close.  It stops at
@@ -905,7 +835,7 @@ def _exchange(answer, sock, pieces, messages, *, shutdown=False, until_close=Fal
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     ex = _Exchange(bytearray())
-    queue = _ServerQueue(answer.address, sock.getsockname())
+    queue = explore.UnreadBytes(answer.address, sock.getsockname())
     stop_at = time.monotonic() + (run_limit or float("inf"))
     wrong = []  # the offset of the first wrong byte, once there is one
 
@@ -1217,7 +1147,7 @@ def check_frame_server_c(name):
     closes; a broken frame, or one longer than MAX_FRAME, ends that client's
     connection.  It meets check_read_message's streams -- one frame, two in one
     segment, every chunk size and every cut inside a character -- played in
-    lockstep with its recv() (_ServerQueue); clients that close inside a
+    lockstep with its recv() (explore.UnreadBytes); clients that close inside a
     frame; frames too long; then C's own failures (c_answer.check_process).
     """
     report = Report(f"Checking the C frame server {name}.c:")

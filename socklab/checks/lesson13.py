@@ -30,9 +30,9 @@ import socket
 import threading
 import time
 
+from .. import explore
 from . import c_answer
 from .report import Report, Verdict, describe_error
-from .lesson09 import _ServerQueue  # what waits unread in the server's end
 from .watched import CheckStopped, WatchedSocket
 
 __all__ = ["Exchange", "check_web_handler", "check_web_server_c", "read_response",
@@ -281,7 +281,7 @@ def case_body_in_pieces(sock):
     # Each piece is sent once the server has read the one before (its end of
     # the connection has nothing waiting, as lesson 09's check asks the kernel):
     # every piece reaches a recv() of its own, on a busy machine too.
-    queue = _ServerQueue(sock.getpeername(), sock.getsockname())
+    queue = explore.UnreadBytes(sock.getpeername(), sock.getsockname())
     try:
         for piece in [head] + [body[i:i + 1000] for i in range(0, len(body), 1000)]:
             ex.send(piece)

@@ -36,7 +36,7 @@ import struct
 import termios
 import time
 
-from .. import certs
+from .. import certs, explore
 from ..servers import TCPServer
 from . import c_answer
 from .report import (
@@ -400,12 +400,11 @@ def _read_line(sock):
 
 
 def _send_in_lockstep(answer, sock, pieces):
-    """Send each piece once the server has read the one before (lesson 09's
-    _ServerQueue asks the kernel); a Verdict if the server never reads it."""
-    from .lesson09 import _ServerQueue
+    """Send each piece once the server has read the one before
+    (explore.UnreadBytes asks the kernel); a Verdict if the server never reads it."""
 
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    queue = _ServerQueue(answer.address, sock.getsockname())
+    queue = explore.UnreadBytes(answer.address, sock.getsockname())
     try:
         sent = 0
         for number, piece in enumerate(pieces):

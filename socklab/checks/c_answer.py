@@ -41,7 +41,7 @@ from .. import c
 from . import adversary
 from .report import NOT_WRITTEN, Verdict
 
-__all__ = ["Answer", "STUB_MARKER", "start", "check_process"]
+__all__ = ["Answer", "STUB_MARKER", "build", "start", "check_process"]
 
 STUB_MARKER = "your code here"  # every C exercise's stub says it; an answer does not
 READY_TIMEOUT = 10.0  # seconds to print LISTENING: sanitized programs start slower
@@ -280,11 +280,11 @@ class Answer:
         self.stop()
 
 
-def start(name, report, description="it compiles (with the sanitizers) and prints LISTENING <port>"):
-    """Build and start the learner's server NAME; an Answer, or None after a final FAIL.
+def build(name, report, description="it compiles (with the sanitizers)"):
+    """Build the learner's program NAME with the sanitizers; False after a final FAIL.
 
     Adds one line to ``report`` only when something is wrong: the cell was not
-    run, it is still the stub, gcc refused it, or it did not start.
+    run, it is still the stub, or gcc refused it.
     """
     source_path = c.build_dir() / f"{name}.c"
     if not source_path.exists():
@@ -292,25 +292,38 @@ def start(name, report, description="it compiles (with the sanitizers) and print
                                " cell above first, then this one.", final=True)
     else:
         source = source_path.read_text()
-        verdict = None
         if STUB_MARKER in source:
             description = f"the program in the `%%c {name}` cell"
             verdict = Verdict.not_written(NOT_WRITTEN.replace("`...`", "comment"))
-    if verdict is None:
-        try:
-            c.compile(source, name, sanitize=True)
-            return Answer(name, c.start(name, ready_timeout=READY_TIMEOUT))
-        except c.CompileError as exc:
-            verdict = Verdict.fail(f"gcc refused it:\n{exc.messages}", final=True)
-        except c.ProgramFailed as exc:
-            shown = exc.report or "\n".join(exc.stdout.strip().splitlines()[-3:])
-            verdict = Verdict.fail(f"{exc}: it ended before printing LISTENING <port>."
-                                   + (f"\n{shown}" if shown else ""), final=True)
-        except TimeoutError:
-            verdict = Verdict.fail(
-                f"it did not print LISTENING <port> within {READY_TIMEOUT:g} s.\n"
-                "After listen(), call announce_port(listener) (socklab.h): it prints the\n"
-                "line and flushes stdout, which a pipe would otherwise hold back.", final=True)
+        else:
+            try:
+                c.compile(source, name, sanitize=True)
+                return True
+            except c.CompileError as exc:
+                verdict = Verdict.fail(f"gcc refused it:\n{exc.messages}", final=True)
+    report.add(description, verdict)
+    return False
+
+
+def start(name, report, description="it compiles (with the sanitizers) and prints LISTENING <port>"):
+    """Build and start the learner's server NAME; an Answer, or None after a final FAIL.
+
+    Adds one line to ``report`` only when something is wrong: the cell was not
+    run, it is still the stub, gcc refused it, or it did not start.
+    """
+    if not build(name, report, description):
+        return None
+    try:
+        return Answer(name, c.start(name, ready_timeout=READY_TIMEOUT))
+    except c.ProgramFailed as exc:
+        shown = exc.report or "\n".join(exc.stdout.strip().splitlines()[-3:])
+        verdict = Verdict.fail(f"{exc}: it ended before printing LISTENING <port>."
+                               + (f"\n{shown}" if shown else ""), final=True)
+    except TimeoutError:
+        verdict = Verdict.fail(
+            f"it did not print LISTENING <port> within {READY_TIMEOUT:g} s.\n"
+            "After listen(), call announce_port(listener) (socklab.h): it prints the\n"
+            "line and flushes stdout, which a pipe would otherwise hold back.", final=True)
     report.add(description, verdict)
     return None
 

@@ -39,9 +39,8 @@ import time
 
 from .. import c
 from ..servers import serve
-from .c_answer import STUB_MARKER
+from . import c_answer
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
     Verdict,
@@ -629,28 +628,6 @@ def _client_server(peer, *, reads_late=False, reply="echo"):
     return handler
 
 
-def _build_client(name, report):
-    """Build the learner's program NAME with the sanitizers; False after a final FAIL."""
-    source_path = c.build_dir() / f"{name}.c"
-    description = "it compiles (with the sanitizers)"
-    if not source_path.exists():
-        verdict = Verdict.fail(f"there is no {name}.c yet: run the `%%c {name} --compile-only`"
-                               " cell above first, then this one.", final=True)
-    else:
-        source = source_path.read_text()
-        if STUB_MARKER in source:
-            description = f"the program in the `%%c {name}` cell"
-            verdict = Verdict.not_written(NOT_WRITTEN.replace("`...`", "comment"))
-        else:
-            try:
-                c.compile(source, name, sanitize=True)
-                return True
-            except c.CompileError as exc:
-                verdict = Verdict.fail(f"gcc refused it:\n{exc.messages}", final=True)
-    report.add(description, verdict)
-    return False
-
-
 class _ClientRun:
     """One run of the program: its exit status and output, or None if it did not end."""
 
@@ -850,7 +827,7 @@ def check_client_c(name):
     once, built with the sanitizers, against a server of its own.
     """
     report = Report(f"Checking the C client {name}.c:")
-    if not _build_client(name, report):
+    if not c_answer.build(name, report):
         return report
     cases = [
         (f"the echo of {CLIENT_SIZE:,} bytes comes back in pieces of random sizes",

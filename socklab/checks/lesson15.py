@@ -25,9 +25,8 @@ import threading
 from .. import c
 from .. import dns
 from ..servers import UDPServer
-from .c_answer import STUB_MARKER
+from . import c_answer
 from .report import (
-    NOT_WRITTEN,
     TIME_LIMIT,
     Report,
     Verdict,
@@ -218,28 +217,6 @@ def _long_by_pointers():
     return HEADER + first + b"\x3e" + b"z" * 62 + b"\xc0\x0c"
 
 
-def _build(name, report):
-    """Build NAME with the sanitizers; False after a final FAIL."""
-    source_path = c.build_dir() / f"{name}.c"
-    description = "it compiles (with the sanitizers)"
-    if not source_path.exists():
-        verdict = Verdict.fail(f"there is no {name}.c yet: run the `%%c {name} --compile-only`"
-                               " cell above first, then this one.", final=True)
-    else:
-        source = source_path.read_text()
-        if STUB_MARKER in source:
-            description = f"the program in the `%%c {name}` cell"
-            verdict = Verdict.not_written(NOT_WRITTEN.replace("`...`", "comment"))
-        else:
-            try:
-                c.compile(source, name, sanitize=True)
-                return True
-            except c.CompileError as exc:
-                verdict = Verdict.fail(f"gcc refused it:\n{exc.messages}", final=True)
-    report.add(description, verdict)
-    return False
-
-
 def _judge_run(name, message, offset, want):
     try:
         run = c.run(name, [str(offset)], input=message, timeout=RUN_LIMIT, check=False,
@@ -271,7 +248,7 @@ def _judge_run(name, message, offset, want):
 def check_parse_name_c(name):
     """Check the C program NAME: parse_name() with pointers, refusing the traps."""
     report = Report(f"Checking the C name parser {name}.c:")
-    if not _build(name, report):
+    if not c_answer.build(name, report):
         return report
     for description, message, offset, want in _cases():
         report.add(description, _judge_run(name, message, offset, want))

@@ -39,7 +39,7 @@ RUN useradd --uid 1000 --user-group --create-home --shell /bin/bash "${USER}"
 # No npm in the image: make says that only the hub's own test is skipped then.
 ENV LANG=C.UTF-8 \
     PATH=/opt/socklab/.venv/bin:$PATH
-#
+
 # A build machine that reaches PyPI through a proxy with a certificate authority
 # of its own puts that CA's certificates (PEM, *.crt) in
 # tools/image/ca-certificates/ (tools/image/test-image.sh copies the host's

@@ -9,6 +9,7 @@ mistake put in by a text substitution, after asserting that the substitution app
 
 import contextlib
 import pathlib
+import socket
 
 import nbformat
 import pytest
@@ -140,3 +141,15 @@ def test_a_transcript_is_escaped_and_bounded():
     assert sent.endswith("... (1,017 bytes in all)") and len(sent) < 400
     assert got == "It got:   b'\\xff\\r\\n'"
     assert lesson13.transcript(b"x", b"").endswith("It got:   (nothing)")
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "-1", "1e3", "", "5, 6"])
+def test_a_content_length_that_is_not_one_number_is_named_not_raised(length):
+    """read_response() judges what a learner's server sends; str.isdigit() would
+    take a superscript two (byte 0xB2 read as Latin-1) and int() then raise."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n".encode("latin-1")
+    server, client = socket.socketpair()
+    with server, client:
+        server.sendall(head + b"hello")
+        with pytest.raises(lesson13.Broken, match="Content-Length"):
+            lesson13.read_response(client, bytearray())

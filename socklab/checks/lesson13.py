@@ -125,7 +125,7 @@ def read_response(sock, pending, head_only=False):
         body = b""
     elif length is None:
         raise Broken("no Content-Length: the client cannot tell where the body ends")
-    elif len(set(length)) != 1 or not length[0].isdigit():
+    elif len(set(length)) != 1 or not re.fullmatch(r"[0-9]+", length[0]):  # not isdigit(): "²
         raise Broken(f"Content-Length {length!r} is not one number")
     else:
         size = int(length[0])

@@ -10,8 +10,9 @@
 #      stored but for the cells that say who the learner is (as
 #      tests/test_kernel.py judges them for user nobody);
 #   3. `docker run -p` as the README says: JupyterLab answers on the published
-#      port (127.0.0.1, a port Docker picks) with lesson 00 there, and the
-#      learner's work survives the container in its volume;
+#      port (127.0.0.1, a port Docker picks) with lesson 00 there, a cell runs in
+#      the kernel it starts, and the learner's work survives the container in
+#      its volume;
 #   4. with no extra flag: the doctor names the flags for what is missing, and
 #      every lesson runs without a traceback (tools/image/run-lessons.py).
 #
@@ -125,7 +126,14 @@ curl -sf --max-time 30 "${auth[@]}" "$api/00-start-here.ipynb?content=0" |
   grep -q '"name": *"00-start-here.ipynb"' || fail "lesson 00 is not in the learner's folder"
 echo "JupyterLab answers on $published (the printed link, lesson 00 there; 403 without the token)"
 
-# The learner changes lesson 00 and saves a file of their own, through the lab.
+# The lab starts the lessons' kernel, as when the learner opens a lesson, and a
+# cell run through its websocket echoes through socklab in a network of its own.
+said=$(docker exec "$lab" python /opt/socklab/tools/image/lab-kernel.py "$token") ||
+  fail "a cell in the lab's socklab kernel: $said"
+[ "$said" = "hello private" ] || fail "the lab's socklab kernel said '$said', not 'hello private'"
+echo "a cell in the lab's \"Python 3 (socklab)\" kernel echoed, in a network of its own"
+
+# The learner changes lesson 00 and saves it, through the lab.
 python3 - "$api/00-start-here.ipynb" "$token" <<'EOF' || fail "saving through the lab"
 import json, sys, urllib.request
 url, token = sys.argv[1], sys.argv[2]

@@ -7,7 +7,7 @@
 #   docker run --rm -it -p 127.0.0.1:8888:8888 -v socklab-work:/home/learner/work \
 #     --security-opt seccomp=unconfined --security-opt systempaths=unconfined socklab
 #
-# then open the http://127.0.0.1:8888/lab/...?token=... link it prints.  What each
+# then open the http://127.0.0.1:8888/lab?token=... link it prints.  What each
 # flag changes, measured: docs/hub.md, "What works in a container".
 #
 # The base image is a build argument: where Docker Hub cannot be reached, make a

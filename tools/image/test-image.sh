@@ -89,9 +89,7 @@ docker run --rm "${FLAGS[@]}" -w /opt/socklab "$IMAGE" \
 # say so (who may open what, the ping range in their group).  tests/test_kernel.py
 # runs them as nobody and judges them by nbval's rules but for those cells (its
 # WHO_YOU_ARE), none of them a recording.
-# (Not 08: its strace cell shows a buffer's address when Debian's python3 puts it
-# below 0x10000000, which socklab.trace does not mask; a bug outside the image.)
-LESSONS_LIVE=(02-socket-types 03-tcp-server 11-raw-sockets)
+LESSONS_LIVE=(02-socket-types 03-tcp-server 08-options-and-more 11-raw-sockets)
 step "lessons ${LESSONS_LIVE[*]} live, with the README's flags, as uid 1000 (tests/test_kernel.py's judgement)"
 docker run --rm "${FLAGS[@]}" -w /opt/socklab "$IMAGE" \
   python tools/image/run-live.py "${LESSONS_LIVE[@]}" ||

@@ -126,6 +126,25 @@ def problem(cell, outputs):
     return f"raised {error}" if error else difference(cell, outputs)
 
 
+def errors_and_tracebacks(stored, ran):
+    """What a degraded run may not show: for each code cell of ``ran`` (run_fresh()),
+    an error the stored cell does not expect, or a traceback printed as text."""
+    import json
+
+    found = []
+    for number, (old, new) in enumerate(zip(stored.cells, ran.cells)):
+        if old.cell_type != "code":
+            continue
+        error = unexpected_error(old, new.outputs)
+        if error:
+            found.append(f"cell {number} raised {error}")
+        for output in new.outputs:
+            if output.output_type != "error" and "Traceback" in json.dumps(output):
+                found.append(f"cell {number} printed a traceback:\n"
+                             f"{json.dumps(output)[-1500:]}")
+    return found
+
+
 def run_fresh(name, kernel_name, probe, timeout):
     """Lesson ``name`` (English) run top to bottom in a fresh kernel, errors allowed,
     then ``probe`` (code that prints one JSON line): (stored, ran, probe's value).

@@ -110,18 +110,7 @@ def run_lesson(name):
     import nbcompare
 
     stored, nb, probe = nbcompare.run_fresh(name, "python3", PROBE, timeout=CELL_TIMEOUT)
-    problems = []
-    for number, (old, new) in enumerate(zip(stored.cells, nb.cells)):
-        if old.cell_type != "code":
-            continue
-        error = nbcompare.unexpected_error(old, new.outputs)
-        if error:
-            problems.append(f"cell {number} raised {error}")
-        for output in new.outputs:
-            if output.output_type != "error" and "Traceback" in json.dumps(output):
-                problems.append(f"cell {number} printed a traceback:\n"
-                                f"{json.dumps(output)[-1500:]}")
-    return {"probe": probe, "problems": problems}
+    return {"probe": probe, "problems": nbcompare.errors_and_tracebacks(stored, nb)}
 
 
 def main(mode, lesson, report_path):

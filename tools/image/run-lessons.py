@@ -45,17 +45,7 @@ def problems_in(lesson):
     import nbcompare
 
     stored, ran, probe = nbcompare.run_fresh(lesson, KERNEL, PROBE, timeout=CELL_TIMEOUT)
-    problems = []
-    for number, (old, new) in enumerate(zip(stored.cells, ran.cells)):
-        if old.cell_type != "code":
-            continue
-        error = nbcompare.unexpected_error(old, new.outputs)
-        if error:
-            problems.append(f"cell {number} raised {error}")
-        for output in new.outputs:
-            if output.output_type != "error" and "Traceback" in json.dumps(output):
-                problems.append(f"cell {number} printed a traceback:\n"
-                                f"{json.dumps(output)[-1500:]}")
+    problems = nbcompare.errors_and_tracebacks(stored, ran)
     # Not a problem, but worth knowing: cells that showed a recording instead.
     probe["recorded"] = sum("(recorded " in json.dumps(cell.outputs)
                             for cell in ran.cells if cell.cell_type == "code")

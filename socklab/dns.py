@@ -48,6 +48,7 @@ import struct
 import threading
 
 from .background import Background
+from .servers import recv_exactly
 
 __all__ = ["NameServer", "read_message", "start_name_servers", "TYPES", "UDP_LIMIT"]
 
@@ -319,11 +320,11 @@ class NameServer(Background):
         with conn:
             conn.settimeout(TCP_TIMEOUT)
             try:
-                size = struct.unpack("!H", _recv_exact(conn, 2))[0]
-                reply = self.answer(_recv_exact(conn, size), "tcp")
+                size = struct.unpack("!H", recv_exactly(conn, 2))[0]
+                reply = self.answer(recv_exactly(conn, size), "tcp")
                 if reply is not None:
                     conn.sendall(struct.pack("!H", len(reply)) + reply)
-            except (OSError, EOFError):
+            except OSError:  # a reset, or closed inside a message (ConnectionError)
                 pass  # a client that left, or was too slow: its loss
 
     def answer(self, query, transport, limit=None):
@@ -383,16 +384,6 @@ class NameServer(Background):
             if any(r[0] == parent and r[1] == "NS" for r in self.records):
                 return parent
         return None
-
-
-def _recv_exact(sock, size):
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise EOFError("the client closed early")
-        data += chunk
-    return bytes(data)
 
 
 def start_name_servers(zones, attempts=20):

@@ -41,6 +41,8 @@ import threading
 import time
 import typing
 
+from .servers import recv_exactly
+
 __all__ = ["BIG", "Run", "connected_pair", "stream_python", "IperfMissing", "iperf3",
            "answer_with_late_acks", "ask_in_two_writes", "write_write_read"]
 
@@ -251,22 +253,12 @@ def answer_with_late_acks(conn):
         conn.sendall(head + body.upper())
 
 
-def _receive_exactly(sock, size):
-    data = bytearray()
-    while len(data) < size:
-        piece = sock.recv(size - len(data))
-        if not piece:
-            raise ConnectionError("the server closed the connection")
-        data += piece
-    return bytes(data)
-
-
 def ask_in_two_writes(sock, body):
     """Write the length, write the body, read the answer: write-write-read."""
     sock.sendall(struct.pack("!I", len(body)))
     sock.sendall(body)
-    head = _receive_exactly(sock, 4)
-    return _receive_exactly(sock, struct.unpack("!I", head)[0])
+    head = recv_exactly(sock, 4)
+    return recv_exactly(sock, struct.unpack("!I", head)[0])
 
 
 def write_write_read(address, nodelay, requests=5):

@@ -67,6 +67,7 @@ __all__ = [
     "UDPEchoServer",
     "serve",
     "bound_socket",
+    "recv_exactly",
     "echo_handler",
     "udp_echo_handler",
 ]
@@ -166,6 +167,18 @@ def echo_handler(conn):
 def udp_echo_handler(data, peer):
     """Reply to every datagram with the same bytes (an empty one included)."""
     return data
+
+
+def recv_exactly(sock, size):
+    """Exactly ``size`` bytes from a stream socket, however they arrive;
+    ConnectionError if the peer closes first (a length prefix promised more)."""
+    data = bytearray()
+    while len(data) < size:
+        piece = sock.recv(size - len(data))
+        if not piece:
+            raise ConnectionError(f"the peer closed after {len(data)} of {size} bytes")
+        data += piece
+    return bytes(data)
 
 
 def bound_socket(host, port, socktype):

@@ -14,11 +14,11 @@ from socklab.checks import lesson00
 PIECE = 65536
 
 
-def ask_right(address, message):
+def ask_right(address, message, pause=0.0):
     """The lesson's solution: a piece at a time, each piece's echo read before
-    the next is sent, into a bytearray."""
+    the next is sent, into a bytearray (``pause``: seconds slept after each)."""
     reply = bytearray()
-    with socket.create_connection(address, timeout=5) as sock:
+    with socket.create_connection(address, timeout=30 if pause else 5) as sock:
         for start in range(0, len(message), PIECE):
             piece = message[start:start + PIECE]
             sock.sendall(piece)
@@ -27,6 +27,7 @@ def ask_right(address, message):
                 if not part:
                     return bytes(reply)
                 reply += part
+            time.sleep(pause)  # the slowness under test, not a wait for an event
     return bytes(reply)
 
 
@@ -46,18 +47,7 @@ def ask_send_all_then_read(address, message):
 
 def ask_too_slow(address, message):
     """Right, but a piece every 50 ms: 32 MiB would take 25 s."""
-    reply = bytearray()
-    with socket.create_connection(address, timeout=30) as sock:
-        for start in range(0, len(message), PIECE):
-            piece = message[start:start + PIECE]
-            sock.sendall(piece)
-            while len(reply) < start + len(piece):
-                part = sock.recv(65536)
-                if not part:
-                    return bytes(reply)
-                reply += part
-            time.sleep(0.05)  # the slowness under test, not a wait for an event
-    return bytes(reply)
+    return ask_right(address, message, pause=0.05)
 
 
 def ask_one_recv(address, message):
